@@ -1,0 +1,212 @@
+//! `RustyAlloc`: the `GlobalAlloc` front. Routes by size — ≤ 256 KiB to the
+//! size classes through the thread cache, above to the large-object path — and
+//! never allocates through itself, panics or formats on any path.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+
+use super::heap::HEAP;
+use super::stats::{self, AllocStats};
+use super::thread_cache;
+use crate::slab::segment::SegmentHeader;
+use crate::slab::size_class::{FAST_CLASS, FAST_MAX, NUM_CLASSES, class_of};
+use crate::sync::Ordering;
+
+/// The allocator: a slab/magazine allocator for objects up to 256 KiB and direct
+/// mappings above. All values share one process-wide heap, so it can be the
+/// `#[global_allocator]` and be called directly as a value at the same time.
+///
+/// ```
+/// use rustydb_memory::RustyAlloc;
+/// use std::alloc::{GlobalAlloc, Layout};
+///
+/// let layout = Layout::from_size_align(100, 8).unwrap();
+/// // SAFETY: the layout has a non-zero size; the block is freed with the same layout.
+/// unsafe {
+///     let p = RustyAlloc.alloc(layout);
+///     assert!(!p.is_null());
+///     p.write_bytes(7, 100);
+///     RustyAlloc.dealloc(p, layout);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RustyAlloc;
+
+impl RustyAlloc {
+    /// The allocator (a `const fn`, for `static GLOBAL: RustyAlloc = RustyAlloc::new();`).
+    pub const fn new() -> Self {
+        RustyAlloc
+    }
+
+    /// A snapshot of the allocator's figures.
+    pub fn stats(&self) -> AllocStats {
+        stats::collect()
+    }
+
+    /// Returns free memory to the OS now: flushes the calling thread's cache,
+    /// empties every depot into the slabs, releases empty slabs, purges free
+    /// units and unmaps free segments (one is kept), and purges the large-object
+    /// cache. Returns the bytes given back by this call.
+    pub fn purge(&self) -> u64 {
+        // Relaxed: statistics, before/after.
+        let before = HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed);
+        thread_cache::flush_current();
+        HEAP.trim_depots(true);
+        for c in &HEAP.central {
+            c.release_empty(&HEAP.segments);
+        }
+        HEAP.segments.purge(0);
+        crate::large::purge();
+        HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before
+    }
+}
+
+/// Where a request is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Class(usize),
+    Large,
+    Invalid,
+}
+
+/// Routes `(size, align)`. Over-aligned requests (align > 16) take `align - 16`
+/// extra bytes in their class and are aligned inside the object; the free path
+/// maps any interior pointer back to its object, so both sides agree.
+#[inline]
+fn route(size: usize, align: usize) -> Route {
+    let need = if align <= 16 {
+        size
+    } else {
+        match size.checked_add(align - 16) {
+            Some(n) => n,
+            None => return Route::Invalid,
+        }
+    };
+    if need < crate::options::large_threshold() {
+        Route::Class(class_of(need))
+    } else {
+        Route::Large
+    }
+}
+
+#[inline(always)]
+fn is_fast(size: usize, align: usize) -> bool {
+    size <= FAST_MAX && align <= 16
+}
+
+#[inline(always)]
+fn fast_class(size: usize) -> usize {
+    FAST_CLASS[(size + 15) >> 4] as usize
+}
+
+#[cold]
+fn alloc_general(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    match route(size, align) {
+        Route::Class(c) => {
+            let p = thread_cache::alloc(c);
+            if p.is_null() {
+                return p;
+            }
+            let q = ((p as usize + align - 1) & !(align - 1)) as *mut u8;
+            if zeroed {
+                // SAFETY: `q..q+size` lies inside the object (route reserved
+                // `align - 16` bytes of slack for the alignment offset).
+                unsafe { q.write_bytes(0, size) };
+            }
+            q
+        }
+        Route::Large => crate::large::alloc(size, align, zeroed),
+        Route::Invalid => ptr::null_mut(),
+    }
+}
+
+/// # Safety
+/// `p` was returned by an allocation with `(size, align)` and is not used again.
+#[cold]
+unsafe fn dealloc_general(p: *mut u8, size: usize, align: usize) {
+    match route(size, align) {
+        Route::Class(c) => {
+            debug_assert!(c < NUM_CLASSES);
+            let start = if align <= 16 {
+                p
+            } else {
+                // SAFETY: `p` lies inside a live object of a segment slab (caller).
+                unsafe { (*SegmentHeader::slab_of(p)).object_start(p) }
+            };
+            // SAFETY: `start` is the object's start and is free now (caller).
+            unsafe { thread_cache::free(c, start) }
+        }
+        // SAFETY: forwarded contract.
+        Route::Large => unsafe { crate::large::dealloc(p, size, align) },
+        Route::Invalid => {}
+    }
+}
+
+// SAFETY: every block returned is either null or a region of at least
+// `layout.size()` bytes aligned to `layout.align()` that no other live block
+// overlaps (size classes hand each object to one owner at a time; large blocks are
+// distinct mappings); `dealloc`/`realloc` route by the same layout as `alloc`.
+unsafe impl GlobalAlloc for RustyAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if is_fast(size, align) {
+            return thread_cache::alloc(fast_class(size));
+        }
+        alloc_general(size, align, false)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let (size, align) = (layout.size(), layout.align());
+        if is_fast(size, align) {
+            // SAFETY: `p` came from `alloc` with this layout (GlobalAlloc contract), so
+            // it is the start of an object of this class.
+            unsafe { thread_cache::free(fast_class(size), p) };
+            return;
+        }
+        // SAFETY: forwarded GlobalAlloc contract.
+        unsafe { dealloc_general(p, size, align) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if is_fast(size, align) {
+            let p = thread_cache::alloc(fast_class(size));
+            if !p.is_null() {
+                // SAFETY: `p` is an object of at least `size` bytes.
+                unsafe { p.write_bytes(0, size) };
+            }
+            return p;
+        }
+        alloc_general(size, align, true)
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        let (old, new) = (route(size, align), route(new_size, align));
+        match (old, new) {
+            // Same class: the object already has room (route reserved the slack).
+            (Route::Class(a), Route::Class(b)) if a == b => return p,
+            (Route::Large, Route::Large) => {
+                // SAFETY: `p` is a live large block of (size, align) (GlobalAlloc contract).
+                return unsafe { crate::large::realloc(p, size, align, new_size) };
+            }
+            (_, Route::Invalid) => return ptr::null_mut(),
+            _ => {}
+        }
+        // SAFETY: `new_size` with `align` forms a valid layout (GlobalAlloc contract).
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
+        // SAFETY: a valid layout with non-zero size (contract).
+        let q = unsafe { self.alloc(new_layout) };
+        if !q.is_null() {
+            // SAFETY: both blocks are live, distinct, and at least `min` bytes long.
+            unsafe {
+                ptr::copy_nonoverlapping(p, q, size.min(new_size));
+                self.dealloc(p, layout);
+            }
+        }
+        q
+    }
+}

@@ -1,0 +1,15 @@
+//! The slab layer: size classes 16 B – 256 KiB, 2 MiB segments, slabs, magazines
+//! and the depot. It knows nothing of threads; the thread caches live in `global`.
+
+pub(crate) mod depot;
+pub(crate) mod magazine;
+#[cfg(not(rustydb_loom))]
+pub(crate) mod segment;
+#[cfg(not(rustydb_loom))]
+pub(crate) mod size_class;
+#[cfg(not(rustydb_loom))]
+#[allow(clippy::module_inception)]
+pub(crate) mod slab;
+
+#[cfg(not(rustydb_loom))]
+pub(crate) use crate::options::purge_delay_ns;

@@ -1,0 +1,397 @@
+//! Slabs: runs of units holding objects of one size class, and the per-class
+//! [`Central`] that hands their objects out in batches.
+//!
+//! A slab hands out objects from its intrusive free list first, then from its
+//! never-used tail (`bump..end`), so a fresh slab touches no page until an object
+//! on it is used. Each new slab of a class starts at a different cache colour
+//! (a multiple of 64 B within the slab's slack) so equal-index objects of
+//! different slabs do not compete for the same cache sets.
+
+use core::ptr;
+
+use super::segment::{HEADER_SIZE, SegmentHeader, SegmentManager, UNIT_SIZE, UNITS};
+use super::size_class::{CLASS_SIZE, NUM_CLASSES, NUM_SMALL};
+use crate::sync::{AtomicUsize, Ordering, RawLock, UnsafeCell};
+
+/// Descriptor of one unit of a segment; for the first unit of a slab, of the slab.
+///
+/// Invariants (first unit of an in-use slab): `start <= bump <= end`; every
+/// object in `[start, bump)` is either handed out (counted in `used`) or on the
+/// free list; `used <= capacity`; `on_partial` iff the slab is linked in its
+/// class's partial list, which holds exactly the slabs with a free object.
+/// All fields are guarded by the owning class's [`Central`] lock, except `offset`,
+/// which is written before any object of the slab is handed out and never changes
+/// while one is live.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slab {
+    free: *mut u8,
+    bump: *mut u8,
+    end: *mut u8,
+    pub(crate) start: *mut u8,
+    next: *mut Slab,
+    prev: *mut Slab,
+    used: u32,
+    capacity: u32,
+    pub(crate) obj_size: u32,
+    /// Distance in units back to the slab's first unit.
+    pub(crate) offset: u8,
+    span: u8,
+    class: u8,
+    on_partial: bool,
+}
+
+impl Slab {
+    /// A free unit.
+    pub(crate) const EMPTY: Slab = Slab {
+        free: ptr::null_mut(),
+        bump: ptr::null_mut(),
+        end: ptr::null_mut(),
+        start: ptr::null_mut(),
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+        used: 0,
+        capacity: 0,
+        obj_size: 0,
+        offset: 0,
+        span: 0,
+        class: 0,
+        on_partial: false,
+    };
+
+    /// The start of the object that contains `p` (for over-aligned pointers).
+    ///
+    /// # Safety
+    /// `p` points into a live object of this slab.
+    #[inline]
+    pub(crate) unsafe fn object_start(&self, p: *mut u8) -> *mut u8 {
+        let off = p as usize - self.start as usize;
+        // SAFETY: `off` rounds down to an object boundary inside the slab.
+        unsafe { self.start.add(off - off % self.obj_size as usize) }
+    }
+}
+
+/// Units per slab for each class: the span in 1..=16 with the least slack that
+/// still holds ≥ 8 objects (≥ 4 for the medium classes above 32 KiB).
+pub(crate) static CLASS_SPAN: [u8; NUM_CLASSES] = spans();
+
+const fn spans() -> [u8; NUM_CLASSES] {
+    let mut t = [0u8; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let size = CLASS_SIZE[c] as usize;
+        let min_objs = if c < NUM_SMALL { 8 } else { 4 };
+        let mut best = 0usize;
+        let mut best_waste = 0usize; // waste per 1024 bytes of slab
+        let mut n = 1;
+        while n <= 16 {
+            let bytes = n * UNIT_SIZE; // a slab in unit 0 holds one header's worth less
+            if bytes / size >= min_objs {
+                let waste = (bytes % size) * 1024 / bytes;
+                if best == 0 || waste < best_waste {
+                    best = n;
+                    best_waste = waste;
+                }
+                if size <= 1024 {
+                    break;
+                }
+            }
+            n += 1;
+        }
+        assert!(best != 0 && best <= UNITS);
+        t[c] = best as u8;
+        c += 1;
+    }
+    t
+}
+
+struct CentralInner {
+    /// Slabs with at least one free object.
+    partial: *mut Slab,
+    /// Slabs with no live object (kept, at most one, to absorb churn).
+    slabs: usize,
+    colour: usize,
+}
+
+/// The per-class store of slabs: hands out and takes back objects in batches.
+pub(crate) struct Central {
+    lock: RawLock,
+    inner: UnsafeCell<CentralInner>,
+    /// Objects handed out of this class's slabs (to magazines or callers).
+    pub(crate) used: AtomicUsize,
+    /// Slabs of this class.
+    pub(crate) slabs: AtomicUsize,
+}
+
+// SAFETY: `inner` and the descriptors of this class's slabs are only accessed with
+// `lock` held; the pointers refer to process-wide mappings.
+unsafe impl Sync for Central {}
+
+impl Central {
+    /// An empty central store.
+    pub(crate) const fn new() -> Self {
+        Self {
+            lock: RawLock::new(),
+            inner: UnsafeCell::new(CentralInner {
+                partial: ptr::null_mut(),
+                slabs: 0,
+                colour: 0,
+            }),
+            used: AtomicUsize::new(0),
+            slabs: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> &RawLock {
+        &self.lock
+    }
+
+    /// Fills `out` with up to `out.len()` objects of `class`; returns how many.
+    /// Fewer than asked (possibly 0) only when the OS refuses memory.
+    pub(crate) fn alloc_batch(
+        &self,
+        class: usize,
+        segs: &SegmentManager,
+        out: &mut [*mut u8],
+    ) -> usize {
+        let _g = self.lock.guard();
+        let mut n = 0;
+        self.inner.with_mut(|inner| {
+            // SAFETY: lock held; list entries are in-use slabs of this class.
+            unsafe {
+                while n < out.len() {
+                    let mut s = (*inner).partial;
+                    if s.is_null() {
+                        s = self.new_slab(inner, class, segs);
+                        if s.is_null() {
+                            break;
+                        }
+                    }
+                    while n < out.len() {
+                        let p = if !(*s).free.is_null() {
+                            let p = (*s).free;
+                            (*s).free = *(p as *mut *mut u8);
+                            p
+                        } else if (*s).bump < (*s).end {
+                            let p = (*s).bump;
+                            (*s).bump = p.add((*s).obj_size as usize);
+                            p
+                        } else {
+                            break;
+                        };
+                        (*s).used += 1;
+                        out[n] = p;
+                        n += 1;
+                    }
+                    if (*s).free.is_null() && (*s).bump >= (*s).end {
+                        unlink(&mut (*inner).partial, s);
+                    }
+                }
+            }
+        });
+        // Relaxed: a statistic.
+        self.used.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Takes back objects of `class`. Slabs left empty are released to the
+    /// segment manager, except one kept per class.
+    ///
+    /// # Safety
+    /// Every pointer is the start of a live object of `class` handed out by
+    /// `alloc_batch` and not freed since; none is used afterwards.
+    pub(crate) unsafe fn free_batch(&self, segs: &SegmentManager, objs: &[*mut u8]) {
+        let _g = self.lock.guard();
+        self.inner.with_mut(|inner| {
+            for &p in objs {
+                // SAFETY: lock held; `p` is a live object of ours (caller), so its
+                // slab descriptor is live and belongs to this class.
+                unsafe {
+                    let s = SegmentHeader::slab_of(p);
+                    *(p as *mut *mut u8) = (*s).free;
+                    (*s).free = p;
+                    (*s).used -= 1;
+                    if !(*s).on_partial {
+                        push(&mut (*inner).partial, s);
+                    }
+                    if (*s).used == 0
+                        && ((*s).prev != ptr::null_mut() || (*s).next != ptr::null_mut())
+                    {
+                        // Another slab has room: give this one back.
+                        unlink(&mut (*inner).partial, s);
+                        self.release_slab(inner, segs, s);
+                    }
+                }
+            }
+        });
+        // Relaxed: a statistic.
+        self.used.fetch_sub(objs.len(), Ordering::Relaxed);
+    }
+
+    /// Releases every empty slab of this class (for `purge`).
+    pub(crate) fn release_empty(&self, segs: &SegmentManager) {
+        let _g = self.lock.guard();
+        self.inner.with_mut(|inner| {
+            // SAFETY: lock held; list entries are live slabs of this class.
+            unsafe {
+                let mut s = (*inner).partial;
+                while !s.is_null() {
+                    let next = (*s).next;
+                    if (*s).used == 0 {
+                        unlink(&mut (*inner).partial, s);
+                        self.release_slab(inner, segs, s);
+                    }
+                    s = next;
+                }
+            }
+        });
+    }
+
+    /// # Safety
+    /// Lock held; `s` is an empty slab of this class, not on the partial list.
+    unsafe fn release_slab(&self, inner: *mut CentralInner, segs: &SegmentManager, s: *mut Slab) {
+        // SAFETY: see the contract; the descriptor lives in its segment's header.
+        unsafe {
+            let seg = SegmentHeader::of(s as *const u8);
+            let first =
+                (s as usize - ptr::addr_of!((*seg).slabs) as usize) / core::mem::size_of::<Slab>();
+            let span = (*s).span as usize;
+            (*inner).slabs -= 1;
+            segs.release(seg, first, span);
+        }
+        // Relaxed: a statistic.
+        self.slabs.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// # Safety
+    /// Lock held.
+    unsafe fn new_slab(
+        &self,
+        inner: *mut CentralInner,
+        class: usize,
+        segs: &SegmentManager,
+    ) -> *mut Slab {
+        let span = CLASS_SPAN[class] as usize;
+        let Some((seg, first)) = segs.acquire(span) else {
+            return ptr::null_mut();
+        };
+        let size = CLASS_SIZE[class] as usize;
+        let mut base = SegmentHeader::unit_addr(seg, first) as usize;
+        let end = SegmentHeader::unit_addr(seg, first + span) as usize;
+        if first == 0 {
+            base += HEADER_SIZE;
+        }
+        let capacity = (end - base) / size;
+        let slack = (end - base) - capacity * size;
+        // SAFETY: lock held (caller); the units were just acquired, so their
+        // descriptors are ours to initialise.
+        unsafe {
+            let colours = slack / 64 + 1;
+            let colour = ((*inner).colour % colours) * 64;
+            (*inner).colour = (*inner).colour.wrapping_add(1);
+            let start = (base + colour) as *mut u8;
+            for u in 0..span {
+                (*seg).slabs[first + u].offset = u as u8;
+            }
+            let s = ptr::addr_of_mut!((*seg).slabs[first]);
+            (*s).free = ptr::null_mut();
+            (*s).start = start;
+            (*s).bump = start;
+            (*s).end = start.add(capacity * size);
+            (*s).used = 0;
+            (*s).capacity = capacity as u32;
+            (*s).obj_size = size as u32;
+            (*s).span = span as u8;
+            (*s).class = class as u8;
+            (*inner).slabs += 1;
+            push(&mut (*inner).partial, s);
+            // Relaxed: a statistic.
+            self.slabs.fetch_add(1, Ordering::Relaxed);
+            s
+        }
+    }
+}
+
+/// # Safety
+/// `s` is not on the list; the class lock is held.
+unsafe fn push(head: &mut *mut Slab, s: *mut Slab) {
+    // SAFETY: see the contract.
+    unsafe {
+        (*s).prev = ptr::null_mut();
+        (*s).next = *head;
+        if !(*head).is_null() {
+            (**head).prev = s;
+        }
+        (*s).on_partial = true;
+    }
+    *head = s;
+}
+
+/// # Safety
+/// `s` is on the list; the class lock is held.
+unsafe fn unlink(head: &mut *mut Slab, s: *mut Slab) {
+    // SAFETY: see the contract.
+    unsafe {
+        let (p, n) = ((*s).prev, (*s).next);
+        if p.is_null() {
+            *head = n;
+        } else {
+            (*p).next = n;
+        }
+        if !n.is_null() {
+            (*n).prev = p;
+        }
+        (*s).next = ptr::null_mut();
+        (*s).prev = ptr::null_mut();
+        (*s).on_partial = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_hold_enough_objects() {
+        for c in 0..NUM_CLASSES {
+            let bytes = CLASS_SPAN[c] as usize * UNIT_SIZE;
+            let objs = bytes / CLASS_SIZE[c] as usize;
+            assert!(objs >= if c < NUM_SMALL { 8 } else { 4 }, "class {c}");
+        }
+    }
+
+    #[test]
+    fn batches_round_trip_and_slabs_are_released() {
+        let segs = SegmentManager::new();
+        let central = Central::new();
+        let class = 40; // a mid-size small class
+        let size = CLASS_SIZE[class] as usize;
+        let mut objs = vec![ptr::null_mut(); 3000];
+        assert_eq!(central.alloc_batch(class, &segs, &mut objs), 3000);
+        let mut sorted = objs.clone();
+        sorted.sort();
+        for w in sorted.windows(2) {
+            assert!(w[1] as usize - w[0] as usize >= size, "objects overlap");
+        }
+        for (i, &p) in objs.iter().enumerate() {
+            // SAFETY: each object is `size` bytes and ours.
+            unsafe { p.write_bytes(i as u8, size) };
+        }
+        for (i, &p) in objs.iter().enumerate() {
+            // SAFETY: as above.
+            assert_eq!(unsafe { *p.add(size - 1) }, i as u8);
+        }
+        assert!(central.slabs.load(Ordering::Relaxed) > 1);
+        // SAFETY: all objects came from this central and are not used again.
+        unsafe { central.free_batch(&segs, &objs) };
+        assert_eq!(central.used.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            central.slabs.load(Ordering::Relaxed),
+            1,
+            "one empty slab kept"
+        );
+        central.release_empty(&segs);
+        assert_eq!(central.slabs.load(Ordering::Relaxed), 0);
+        assert_eq!(segs.counters.units_in_use.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,15 @@
+//! The only door to the operating system: memory mappings, advice, clocks,
+//! environment and memory readings. Everything here is callable from inside the
+//! global allocator: nothing allocates, nothing panics, every reading degrades to
+//! `None` ("unknown").
+
+mod env;
+mod mem;
+mod readings;
+
+pub(crate) use env::env_usize;
+pub use mem::{Advice, HugePageSize};
+#[allow(unused_imports)]
+pub(crate) use mem::{advise, map, map_aligned, map_huge, page_size, populate, remap, unmap};
+pub(crate) use readings::now_ns;
+pub use readings::{MemInfo, meminfo, process_rss};
