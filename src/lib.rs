@@ -2,7 +2,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
-#![cfg_attr(rustydb_loom, allow(dead_code))]
+#![cfg_attr(rustydb_loom, allow(dead_code, unused_imports))]
 
 mod error;
 mod sync;

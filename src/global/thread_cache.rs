@@ -145,7 +145,7 @@ fn ensure_live(tc: &ThreadCache) -> bool {
         LIVE => {
             let t = tc.ticks.get().wrapping_add(1);
             tc.ticks.set(t);
-            if t % 64 == 0 {
+            if t.is_multiple_of(64) {
                 HEAP.maybe_trim();
             }
             true
@@ -185,7 +185,7 @@ fn unregister(tc: &ThreadCache) {
     // SAFETY: registry lock held; neighbours are live registered caches.
     unsafe {
         if p.is_null() {
-            if REGISTRY.0.get() == tc as *const _ {
+            if ptr::eq(REGISTRY.0.get(), tc) {
                 REGISTRY.0.set(n);
             }
         } else {

@@ -76,7 +76,7 @@ const fn fast_table() -> [u8; FAST_MAX / 16 + 1] {
 pub(crate) const fn class_of_slow(size: usize) -> usize {
     if size <= 128 {
         let s = if size == 0 { 1 } else { size };
-        return (s + 15) / 16 - 1;
+        return s.div_ceil(16) - 1;
     }
     let s = size - 1;
     let b = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)) ≥ 7

@@ -214,9 +214,7 @@ impl Central {
                     if !(*s).on_partial {
                         push(&mut (*inner).partial, s);
                     }
-                    if (*s).used == 0
-                        && ((*s).prev != ptr::null_mut() || (*s).next != ptr::null_mut())
-                    {
+                    if (*s).used == 0 && (!(*s).prev.is_null() || !(*s).next.is_null()) {
                         // Another slab has room: give this one back.
                         unlink(&mut (*inner).partial, s);
                         self.release_slab(inner, segs, s);

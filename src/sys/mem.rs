@@ -116,7 +116,7 @@ pub(crate) fn map_huge(len: usize, size: HugePageSize) -> Option<NonNull<u8>> {
         HugePageSize::TwoMiB => libc::MAP_HUGE_2MB,
         HugePageSize::OneGiB => libc::MAP_HUGE_1GB,
     };
-    if len % size.bytes() != 0 {
+    if !len.is_multiple_of(size.bytes()) {
         return None;
     }
     mmap_raw(len, libc::MAP_HUGETLB | flag)
