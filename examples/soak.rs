@@ -43,7 +43,9 @@ impl Block {
 }
 
 fn checksum(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 struct Rng(u64);
@@ -86,7 +88,8 @@ fn main() {
     let ops = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
 
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads).map(|_| mpsc::channel::<Block>()).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..threads).map(|_| mpsc::channel::<Block>()).unzip();
     let mut handles = Vec::new();
     for (t, rx) in receivers.into_iter().enumerate() {
         let next = senders[(t + 1) % threads].clone();
@@ -104,7 +107,7 @@ fn main() {
                     n += 1;
                 }
                 let r = rng.next();
-                if live.len() < max_live && r % 3 != 0 {
+                if live.len() < max_live && !r.is_multiple_of(3) {
                     let size = rng.size();
                     live.push(Block::new(size, rng.next()));
                 } else if !live.is_empty() {
@@ -113,11 +116,11 @@ fn main() {
                     if !b.ok() {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    if r % 7 == 0 {
+                    if r.is_multiple_of(7) {
                         let _ = next.send(b); // freed by the neighbour
                     }
                 }
-                if r % 97 == 0 && !live.is_empty() {
+                if r.is_multiple_of(97) && !live.is_empty() {
                     // Grow one block through realloc, checking its contents survive.
                     let i = (r >> 16) as usize % live.len();
                     let keep = live[i].0.clone();
@@ -128,7 +131,7 @@ fn main() {
                     live[i].0.truncate(keep.len());
                 }
                 n += 1;
-                if n % 1024 == 0 {
+                if n.is_multiple_of(1024) {
                     ops.fetch_add(1024, Ordering::Relaxed);
                 }
             }
@@ -175,7 +178,11 @@ fn main() {
     // the peak of the first half by more than 25 % + 64 MiB.
     let half = samples.len() / 2;
     let early = samples[..half.max(1)].iter().copied().max().unwrap_or(0);
-    let late = samples[samples.len() * 3 / 4..].iter().copied().max().unwrap_or(0);
+    let late = samples[samples.len() * 3 / 4..]
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0);
     let bounded = late <= early + early / 4 + (64 << 20);
     println!(
         "soak: {} ops, {} errors, rss early-peak {} MiB late-peak {} MiB, purge gave back {} MiB, rss after {} MiB: {}",
@@ -185,7 +192,11 @@ fn main() {
         late >> 20,
         freed >> 20,
         rss() >> 20,
-        if errors == 0 && bounded { "OK" } else { "FAILED" }
+        if errors == 0 && bounded {
+            "OK"
+        } else {
+            "FAILED"
+        }
     );
     if errors != 0 || !bounded {
         std::process::exit(1);

@@ -26,6 +26,24 @@ pub enum Error {
         /// Length of the range in bytes.
         len: usize,
     },
+    /// A memory context (or one of its ancestors) would pass its limit.
+    #[error(
+        "memory context `{context}` limit exceeded: {requested} bytes requested, limit {limit} bytes"
+    )]
+    LimitExceeded {
+        /// Name of the context whose limit would be passed.
+        context: String,
+        /// Its limit in bytes.
+        limit: usize,
+        /// Bytes requested.
+        requested: usize,
+    },
+    /// A checkpoint that does not belong to this context's current state.
+    #[error("checkpoint is not valid for memory context {context}")]
+    InvalidCheckpoint {
+        /// Id of the context.
+        context: u64,
+    },
     /// The kernel rejected a request (the `errno` it gave).
     #[error("{op} failed with errno {errno}")]
     Os {

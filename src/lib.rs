@@ -4,6 +4,8 @@
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 #![cfg_attr(rustydb_loom, allow(dead_code, unused_imports))]
 
+#[cfg(not(rustydb_loom))]
+pub mod arena;
 mod error;
 mod sync;
 
@@ -28,6 +30,8 @@ mod sys {
 #[doc(hidden)]
 pub mod loom_api;
 
+#[cfg(not(rustydb_loom))]
+pub use arena::{Checkpoint, ContextStats, MemoryContext, SharedContext};
 pub use error::{Error, Result};
 #[cfg(not(rustydb_loom))]
 pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
