@@ -34,6 +34,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// written by the owner (relaxed stores) and read by the registry from any thread,
 /// except `charged`, which descendants also update (relaxed read-modify-writes:
 /// it is a counter that publishes no other memory).
+#[repr(C)] // hot fields first, on one cache line
 pub(crate) struct Inner {
     // Hot: the fast path reads these two and `limited`.
     ptr: AtomicUsize,
@@ -395,18 +396,25 @@ impl<'p> MemoryContext<'p> {
     /// would be passed, `Err(OutOfMemory)` if no chunk can be had.
     #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>> {
+        match self.bump(layout) {
+            Some(p) => Ok(p),
+            None => self.alloc_slow(layout),
+        }
+    }
+
+    /// The fast path: a bump inside the current chunk of an unlimited context.
+    #[inline(always)]
+    fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
         let me = self.inner();
         // Relaxed: only this thread writes `ptr` (see `Inner`).
         let ptr = me.ptr.load(Ordering::Relaxed);
-        if let Some(p) = ptr.checked_sub(layout.size()) {
-            let p = p & !(layout.align() - 1);
-            if p >= me.start.get() && !me.limited {
-                me.ptr.store(p, Ordering::Relaxed);
-                // SAFETY: `p >= start > 0`.
-                return Ok(unsafe { NonNull::new_unchecked(p as *mut u8) });
-            }
+        let p = ptr.checked_sub(layout.size())? & !(layout.align() - 1);
+        if p >= me.start.get() && !me.limited {
+            me.ptr.store(p, Ordering::Relaxed);
+            // SAFETY: `p >= start > 0`.
+            return Some(unsafe { NonNull::new_unchecked(p as *mut u8) });
         }
-        self.alloc_slow(layout)
+        None
     }
 
     /// Allocates room for `layout`.
@@ -415,7 +423,16 @@ impl<'p> MemoryContext<'p> {
     /// If a limit would be exceeded or memory is refused; see [`try_alloc_layout`](Self::try_alloc_layout).
     #[inline(always)]
     pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
-        match self.try_alloc_layout(layout) {
+        match self.bump(layout) {
+            Some(p) => p,
+            None => self.alloc_slow_or_panic(layout),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow_or_panic(&self, layout: Layout) -> NonNull<u8> {
+        match self.alloc_slow(layout) {
             Ok(p) => p,
             Err(e) => alloc_failed(e),
         }
@@ -438,9 +455,11 @@ impl<'p> MemoryContext<'p> {
     /// As [`alloc_layout`](Self::alloc_layout).
     #[inline(always)]
     pub fn alloc<T>(&self, value: T) -> &mut T {
-        match self.try_alloc(value) {
-            Ok(r) => r,
-            Err(e) => alloc_failed(e),
+        let p = self.alloc_layout(Layout::new::<T>()).cast::<T>();
+        // SAFETY: fresh, aligned, exclusively ours for the context's borrow.
+        unsafe {
+            p.as_ptr().write(value);
+            &mut *p.as_ptr()
         }
     }
 
@@ -618,7 +637,10 @@ impl<'p> MemoryContext<'p> {
                 self.count_freed(freed);
                 (*cur).prev = ptr::null_mut();
                 // The previous spare, if any, is freed: keep at most one.
-                me.release_spare();
+                // Relaxed: a hint; `release_spare` takes it with an atomic swap.
+                if !me.spare.load(Ordering::Relaxed).is_null() {
+                    me.release_spare();
+                }
                 // Release: publishes the chunk header to a thread that takes the spare.
                 me.spare.store(cur, Ordering::Release);
             }

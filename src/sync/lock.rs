@@ -59,12 +59,14 @@ impl RawLock {
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) {
-        // Spin briefly first: critical sections in this crate are short.
-        for _ in 0..64 {
-            super::spin_hint();
-            if self.try_lock() {
+        // Spin briefly first: critical sections in this crate are short. Spin on a
+        // plain load so waiting does not bounce the cache line; CAS only when free.
+        for _ in 0..100 {
+            // Relaxed: a hint; the CAS in `try_lock` does the acquiring.
+            if self.state.load(Ordering::Relaxed) == 0 && self.try_lock() {
                 return;
             }
+            super::spin_hint();
         }
         // Mark "waiters" and sleep until we observe the unlocked state ourselves.
         // Acquire: as in `lock`.
