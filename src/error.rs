@@ -44,6 +44,27 @@ pub enum Error {
         /// Id of the context.
         context: u64,
     },
+    /// The pressure manager rejects new work at its current level.
+    #[cfg(not(rustydb_loom))]
+    #[error(
+        "memory pressure {level}: usage {usage} of budget {budget} bytes; {requested} bytes refused"
+    )]
+    MemoryPressure {
+        /// The level that refused the work.
+        level: crate::pressure::PressureLevel,
+        /// Usage when refused, in bytes.
+        usage: u64,
+        /// The budget, in bytes.
+        budget: u64,
+        /// Bytes that were asked for.
+        requested: usize,
+    },
+    /// A configuration value out of range.
+    #[error("invalid configuration: {what}")]
+    InvalidConfig {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The kernel rejected a request (the `errno` it gave).
     #[error("{op} failed with errno {errno}")]
     Os {

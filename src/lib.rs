@@ -15,6 +15,8 @@ mod global;
 mod large;
 #[cfg(not(rustydb_loom))]
 mod options;
+#[cfg(not(rustydb_loom))]
+pub mod pressure;
 mod slab;
 #[cfg(not(rustydb_loom))]
 pub mod sys;
@@ -37,3 +39,5 @@ pub use error::{Error, Result};
 pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
 #[cfg(not(rustydb_loom))]
 pub use large::LargeStats;
+#[cfg(not(rustydb_loom))]
+pub use pressure::{PressureLevel, PressureManager};

@@ -10,14 +10,26 @@ mod lock;
 
 pub(crate) use lock::RawLock;
 
+/// Blocking locks for the parts above the allocator (pressure, buffer pool,
+/// manager), where a poisoned lock is recovered rather than propagated.
+#[cfg(not(rustydb_loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard, RwLock};
+
+/// Locks `m`, recovering the data if a panicking thread poisoned it (every
+/// structure guarded this way stays consistent between statements).
+#[cfg(not(rustydb_loom))]
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(not(rustydb_loom))]
 pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 
 #[cfg(rustydb_loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 
 /// `UnsafeCell` with loom's closure API, so the same code runs under both.

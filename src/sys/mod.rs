@@ -12,4 +12,6 @@ pub use mem::{Advice, HugePageSize};
 #[allow(unused_imports)]
 pub(crate) use mem::{advise, map, map_aligned, map_huge, page_size, populate, remap, unmap};
 pub(crate) use readings::now_ns;
-pub use readings::{MemInfo, meminfo, process_rss};
+pub use readings::{
+    MemInfo, MemoryPsi, cgroup_memory_current, cgroup_memory_max, meminfo, memory_psi, process_rss,
+};

@@ -88,6 +88,94 @@ pub fn meminfo() -> Option<MemInfo> {
     })
 }
 
+/// This process's cgroup v2 directory under `/sys/fs/cgroup`, as a
+/// NUL-terminated path in `buf`, with `file` appended; `None` without cgroup v2.
+fn cgroup_file<'a>(file: &[u8], buf: &'a mut [u8; 512]) -> Option<&'a core::ffi::CStr> {
+    let mut raw = [0u8; 512];
+    let n = read_file(c"/proc/self/cgroup", &mut raw)?;
+    // cgroup v2 has a single line "0::/path".
+    let line = raw[..n]
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"0::"))?;
+    let path = &line[3..];
+    let root = b"/sys/fs/cgroup";
+    let total = root.len() + path.len() + 1 + file.len() + 1;
+    if total > buf.len() {
+        return None;
+    }
+    let mut i = 0;
+    for part in [&root[..], path, b"/", file] {
+        buf[i..i + part.len()].copy_from_slice(part);
+        i += part.len();
+    }
+    buf[i] = 0;
+    core::ffi::CStr::from_bytes_until_nul(&buf[..=i]).ok()
+}
+
+fn read_cgroup_u64(file: &[u8]) -> Option<u64> {
+    let mut pbuf = [0u8; 512];
+    let path = cgroup_file(file, &mut pbuf)?;
+    let mut buf = [0u8; 64];
+    let n = read_file(path, &mut buf)?;
+    let v = &buf[..n];
+    if v.starts_with(b"max") {
+        return None;
+    }
+    parse_u64(v)
+}
+
+/// The cgroup v2 `memory.max` of this process in bytes; `None` when not under
+/// cgroup v2 or unlimited (`max`).
+pub fn cgroup_memory_max() -> Option<u64> {
+    read_cgroup_u64(b"memory.max")
+}
+
+/// The cgroup v2 `memory.current` of this process in bytes.
+pub fn cgroup_memory_current() -> Option<u64> {
+    read_cgroup_u64(b"memory.current")
+}
+
+/// Memory stall figures from `/proc/pressure/memory` (PSI): the `some` line's
+/// 10-second average (percent × 100) and total stall time in µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryPsi {
+    /// `some avg10` × 100 (e.g. 1.25 % → 125).
+    pub some_avg10_centi: u64,
+    /// `some total`, µs.
+    pub some_total_us: u64,
+}
+
+/// Reads [`MemoryPsi`]; `None` where the kernel has no PSI.
+pub fn memory_psi() -> Option<MemoryPsi> {
+    let mut buf = [0u8; 512];
+    let n = read_file(c"/proc/pressure/memory", &mut buf)?;
+    let line = buf[..n]
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"some"))?;
+    let field = |key: &[u8]| -> Option<&[u8]> {
+        let pos = line.windows(key.len()).position(|w| w == key)?;
+        Some(&line[pos + key.len()..])
+    };
+    let avg = field(b"avg10=")?;
+    let int = parse_u64(avg)?;
+    let frac = avg.iter().position(|&b| b == b'.').and_then(|d| {
+        let f = &avg[d + 1..];
+        let a = f
+            .first()
+            .filter(|b| b.is_ascii_digit())
+            .map(|b| (b - b'0') as u64)?;
+        let b = f
+            .get(1)
+            .filter(|b| b.is_ascii_digit())
+            .map_or(0, |b| (b - b'0') as u64);
+        Some(a * 10 + b)
+    });
+    Some(MemoryPsi {
+        some_avg10_centi: int * 100 + frac.unwrap_or(0),
+        some_total_us: parse_u64(field(b"total=")?)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -96,6 +184,19 @@ mod tests {
         assert!(rss > 0);
         let mi = super::meminfo().expect("meminfo readable on Linux");
         assert!(mi.total >= mi.available && mi.total > rss);
+    }
+
+    #[test]
+    fn cgroup_and_psi_degrade_to_none_or_read_sane_values() {
+        if let Some(cur) = super::cgroup_memory_current() {
+            assert!(cur > 0);
+        }
+        if let Some(max) = super::cgroup_memory_max() {
+            assert!(max > 0);
+        }
+        if let Some(psi) = super::memory_psi() {
+            assert!(psi.some_avg10_centi <= 10_000);
+        }
     }
 
     #[test]
