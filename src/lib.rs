@@ -6,6 +6,8 @@
 
 #[cfg(not(rustydb_loom))]
 pub mod arena;
+#[cfg(not(rustydb_loom))]
+pub mod debug;
 mod error;
 mod sync;
 
@@ -34,6 +36,8 @@ pub mod loom_api;
 
 #[cfg(not(rustydb_loom))]
 pub use arena::{Checkpoint, ContextStats, MemoryContext, SharedContext};
+#[cfg(not(rustydb_loom))]
+pub use debug::{DebugAlloc, DebugLevel};
 pub use error::{Error, Result};
 #[cfg(not(rustydb_loom))]
 pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
