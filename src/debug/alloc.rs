@@ -80,6 +80,10 @@ const F_TRACKED: u8 = 2;
 const F_RZ: u8 = 4;
 const F_SAMPLED: u8 = 8;
 const LEVEL_UNSET: u8 = 255;
+/// Frames kept for allocation sites (the sites leak reports group by).
+const ALLOC_FRAMES: usize = 16;
+/// Frames kept for free sites (shown in double-free and use-after-free reports).
+const FREE_FRAMES: usize = 8;
 /// Default quarantine bound.
 pub const DEFAULT_QUARANTINE_BYTES: usize = 16 << 20;
 /// Default sampling: one in this many small allocations gets guard pages (at Full).
@@ -89,6 +93,7 @@ thread_local! {
     static IN_DEBUG: Cell<bool> = const { Cell::new(false) };
     static THREAD_ID: Cell<u32> = const { Cell::new(0) };
     static SAMPLE_LEFT: Cell<u32> = const { Cell::new(0) };
+    static STACK_LEFT: Cell<u32> = const { Cell::new(0) };
 }
 static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
 pub(crate) static SEQ: AtomicU64 = AtomicU64::new(1);
@@ -200,6 +205,7 @@ pub struct DebugAlloc<A: GlobalAlloc> {
     policy: AtomicU8,
     quarantine_bytes: AtomicUsize,
     sample_every: AtomicU32,
+    stack_every: AtomicU32,
     state: AtomicPtr<State>,
 }
 
@@ -230,6 +236,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
             policy: AtomicU8::new(0),
             quarantine_bytes: AtomicUsize::new(DEFAULT_QUARANTINE_BYTES),
             sample_every: AtomicU32::new(DEFAULT_SAMPLE_EVERY),
+            stack_every: AtomicU32::new(1),
             state: AtomicPtr::new(ptr::null_mut()),
         }
     }
@@ -285,6 +292,13 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
     /// Bounds the quarantine (Full level) in bytes.
     pub fn set_quarantine_bytes(&self, bytes: usize) {
         self.quarantine_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// At Full, captures the allocation backtrace of one in `n` allocations
+    /// (default 1: every one). Unwinding is most of Full's cost; with `n > 1`
+    /// leak groups of unsampled blocks carry their component but no site.
+    pub fn set_backtrace_every(&self, n: u32) {
+        self.stack_every.store(n.max(1), Ordering::Relaxed);
     }
 
     /// Samples one in `n` small allocations onto guard pages at Full (0 = never).
@@ -347,23 +361,34 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
 
     fn sample_now(&self) -> bool {
         // Relaxed: a mode value.
-        let every = self.sample_every.load(Ordering::Relaxed);
-        if every == 0 {
-            return false;
-        }
-        SAMPLE_LEFT
-            .try_with(|c| {
-                let left = if c.get() == 0 || c.get() > every {
-                    every
-                } else {
-                    c.get()
-                } - 1;
-                c.set(if left == 0 { every } else { left });
-                left == 0
-            })
-            .unwrap_or(false)
+        countdown(&SAMPLE_LEFT, self.sample_every.load(Ordering::Relaxed))
     }
 
+    fn stack_now(&self) -> bool {
+        // Relaxed: a mode value.
+        let every = self.stack_every.load(Ordering::Relaxed);
+        every <= 1 || countdown(&STACK_LEFT, every)
+    }
+}
+
+/// True once every `every` calls on this thread (never for 0).
+fn countdown(key: &'static std::thread::LocalKey<Cell<u32>>, every: u32) -> bool {
+    if every == 0 {
+        return false;
+    }
+    key.try_with(|c| {
+        let left = if c.get() == 0 || c.get() > every {
+            every
+        } else {
+            c.get()
+        } - 1;
+        c.set(if left == 0 { every } else { left });
+        left == 0
+    })
+    .unwrap_or(false)
+}
+
+impl<A: GlobalAlloc> DebugAlloc<A> {
     #[inline]
     unsafe fn alloc_impl(&self, layout: Layout, zeroed: bool) -> *mut u8 {
         let level = self.level();
@@ -388,8 +413,8 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
         if state.is_none() {
             flags = 0; // no side memory: plain header only
         }
-        let stack = if flags & F_RZ != 0 {
-            guarded(|| stacks::capture(2))
+        let stack = if flags & F_RZ != 0 && self.stack_now() {
+            guarded(|| stacks::capture(2, ALLOC_FRAMES))
         } else {
             0
         };
@@ -454,7 +479,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
                     size,
                     // Relaxed: a unique, increasing number for marks.
                     seq: SEQ.fetch_add(1, Ordering::Relaxed),
-                    time_ns: sys::now_ns(),
+                    time_ns: sys::coarse_now_ns(),
                     alloc_stack: stack,
                     free_stack: 0,
                     thread: thread_id(),
@@ -473,24 +498,40 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
     unsafe fn dealloc_impl(&self, p: *mut u8, layout: Layout) {
         let user = p as usize;
         let level = self.level();
-        // 1. Tracked blocks are checked in the side table before their memory is touched.
+        // 1. Tracked blocks are checked in the side table before their memory is
+        //    touched — and, in the same locked step, removed (or, for blocks that go
+        //    to quarantine, marked freed with the free site).
         let mut record = None;
         if level >= DebugLevel::Tracking
             && let Some(s) = self.state()
         {
-            match s.table.get(user) {
-                Some(r) if r.freed == 0 => record = Some(r),
+            let free_stack = if level == DebugLevel::Full {
+                guarded(|| stacks::capture(2, FREE_FRAMES))
+            } else {
+                0
+            };
+            let looked = s.table.update(user, |r| {
+                if r.freed != 0 {
+                    Some(r)
+                } else if r.flags & F_RZ != 0 && r.flags & F_SAMPLED == 0 {
+                    Some(Record {
+                        freed: 1,
+                        free_stack,
+                        ..r
+                    })
+                } else {
+                    None
+                }
+            });
+            match looked {
+                Some(r) if r.freed == 0 => record = Some(Record { free_stack, ..r }),
                 Some(r) => {
                     let mut rep = RawReport::new(ReportKind::DoubleFree, user);
                     rep.size = r.size;
                     rep.component = r.component;
                     rep.alloc_stack = r.alloc_stack;
                     rep.free_stack = r.free_stack;
-                    rep.site_stack = if level == DebugLevel::Full {
-                        guarded(|| stacks::capture(2))
-                    } else {
-                        0
-                    };
+                    rep.site_stack = free_stack;
                     self.report(rep);
                     return;
                 }
@@ -560,6 +601,8 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
     }
 
     /// Counts, untracks or quarantines, and frees a block whose header was verified.
+    /// `record` is the side-table record already taken out (or marked freed) by
+    /// `dealloc_impl`; without one, a tracked block is looked up here.
     fn release(
         &self,
         user: usize,
@@ -581,18 +624,23 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
         let bl_align = layout.align().max(16);
         // Quarantine (Full blocks): poison, mark freed, hold back.
         if let (Some(s), true) = (state, flags & F_RZ != 0 && flags & F_TRACKED != 0) {
-            let free_stack = guarded(|| stacks::capture(3));
             // SAFETY: the header and user bytes are inside our live block.
             unsafe {
                 ((user - HEADER) as *mut Header)
                     .write(Header::new(user, size, FREED, flags, component));
                 (user as *mut u8).write_bytes(POISON, size);
             }
-            s.table.update(user, |mut r| {
-                r.freed = 1;
-                r.free_stack = free_stack;
-                Some(r)
-            });
+            if record.is_none() {
+                // Freed below the Tracking level: not marked by `dealloc_impl`.
+                let free_stack = guarded(|| stacks::capture(3, FREE_FRAMES));
+                s.table.update(user, |r| {
+                    Some(Record {
+                        freed: 1,
+                        free_stack,
+                        ..r
+                    })
+                });
+            }
             let e = Entry {
                 user,
                 size,
@@ -614,7 +662,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
             }
             return;
         }
-        if let (Some(s), true) = (state, flags & F_TRACKED != 0) {
+        if let (Some(s), true, None) = (state, flags & F_TRACKED != 0, record) {
             s.table.update(user, |_| None);
         }
         // SAFETY: the header is ours; then the block goes back to the allocator it
@@ -661,7 +709,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
 
     fn free_sampled(&self, user: usize, record: Option<Record>) {
         let stack = if self.level() == DebugLevel::Full {
-            guarded(|| stacks::capture(3))
+            guarded(|| stacks::capture(3, FREE_FRAMES))
         } else {
             0
         };
@@ -671,9 +719,9 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
             self.report(rep);
             return;
         }
+        // The record was taken out of the table by `dealloc_impl`.
         if let (Some(s), Some(r)) = (self.state(), record) {
             s.counters[r.component as usize].on_free(r.size);
-            s.table.update(user, |_| None);
         }
     }
 

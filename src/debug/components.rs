@@ -102,33 +102,34 @@ pub fn with_component<R>(name: &str, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Per-component counters (one set per `DebugAlloc`).
+/// Per-component counters (one set per `DebugAlloc`): two read-modify-writes
+/// per allocation and two per free; live figures are derived (allocated − freed).
 pub(crate) struct Counters {
-    live_bytes: AtomicU64,
-    live_count: AtomicU64,
+    alloc_bytes: AtomicU64,
+    alloc_count: AtomicU64,
+    free_bytes: AtomicU64,
+    free_count: AtomicU64,
     peak_bytes: AtomicU64,
-    total_bytes: AtomicU64,
-    total_count: AtomicU64,
 }
 
 impl Counters {
     pub(crate) const fn new() -> Self {
         Self {
-            live_bytes: AtomicU64::new(0),
-            live_count: AtomicU64::new(0),
+            alloc_bytes: AtomicU64::new(0),
+            alloc_count: AtomicU64::new(0),
+            free_bytes: AtomicU64::new(0),
+            free_count: AtomicU64::new(0),
             peak_bytes: AtomicU64::new(0),
-            total_bytes: AtomicU64::new(0),
-            total_count: AtomicU64::new(0),
         }
     }
 
     #[inline]
     pub(crate) fn on_alloc(&self, size: usize) {
         // Relaxed: independent statistics counters.
-        let live = self.live_bytes.fetch_add(size as u64, Ordering::Relaxed) + size as u64;
-        self.live_count.fetch_add(1, Ordering::Relaxed);
-        self.total_bytes.fetch_add(size as u64, Ordering::Relaxed);
-        self.total_count.fetch_add(1, Ordering::Relaxed);
+        let total = self.alloc_bytes.fetch_add(size as u64, Ordering::Relaxed) + size as u64;
+        self.alloc_count.fetch_add(1, Ordering::Relaxed);
+        // The peak is kept to within concurrent frees: live = total − freed.
+        let live = total.saturating_sub(self.free_bytes.load(Ordering::Relaxed));
         if live > self.peak_bytes.load(Ordering::Relaxed) {
             self.peak_bytes.fetch_max(live, Ordering::Relaxed);
         }
@@ -137,19 +138,23 @@ impl Counters {
     #[inline]
     pub(crate) fn on_free(&self, size: usize) {
         // Relaxed: as above.
-        self.live_bytes.fetch_sub(size as u64, Ordering::Relaxed);
-        self.live_count.fetch_sub(1, Ordering::Relaxed);
+        self.free_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        self.free_count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self, id: u16) -> Option<ComponentStats> {
-        // Relaxed: a statistics snapshot.
-        let total_count = self.total_count.load(Ordering::Relaxed);
+        // Relaxed: a statistics snapshot (frees read first, so live never underflows
+        // because of an allocation racing the snapshot).
+        let free_count = self.free_count.load(Ordering::Relaxed);
+        let free_bytes = self.free_bytes.load(Ordering::Relaxed);
+        let total_count = self.alloc_count.load(Ordering::Relaxed);
+        let total_bytes = self.alloc_bytes.load(Ordering::Relaxed);
         (total_count != 0).then(|| ComponentStats {
             name: name(id),
-            live_bytes: self.live_bytes.load(Ordering::Relaxed),
-            live_count: self.live_count.load(Ordering::Relaxed),
+            live_bytes: total_bytes.saturating_sub(free_bytes),
+            live_count: total_count.saturating_sub(free_count),
             peak_bytes: self.peak_bytes.load(Ordering::Relaxed),
-            total_bytes: self.total_bytes.load(Ordering::Relaxed),
+            total_bytes,
             total_count,
         })
     }

@@ -114,7 +114,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
                 LeakScope::Component(n) => Some(components::intern(n)),
                 _ => None,
             };
-            let now = sys::now_ns();
+            let now = sys::coarse_now_ns();
             let mut groups: HashMap<(u32, u16), (u64, u64, u64)> = HashMap::new();
             s.table.for_each(|r| {
                 let in_scope = match scope {
@@ -155,7 +155,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
 
     /// Tracked blocks live for longer than `age`, in `scope`.
     pub fn long_lived(&self, age: Duration, scope: LeakScope) -> LeakReport {
-        let cutoff = sys::now_ns().saturating_sub(age.as_nanos() as u64);
+        let cutoff = sys::coarse_now_ns().saturating_sub(age.as_nanos() as u64);
         self.collect(&scope, |r| r.time_ns <= cutoff)
     }
 

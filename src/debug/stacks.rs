@@ -65,7 +65,8 @@ fn hash(ips: &[usize]) -> usize {
 /// Captures the calling thread's stack, skipping `skip` innermost frames, and
 /// returns its id (0 if it could not be stored). The caller must hold the
 /// debugger's reentrancy guard: unwinding may allocate.
-pub(crate) fn capture(skip: usize) -> u32 {
+pub(crate) fn capture(skip: usize, max: usize) -> u32 {
+    let max = max.min(MAX_FRAMES);
     let mut ips = [0usize; MAX_FRAMES];
     let mut n = 0;
     let mut skip = skip;
@@ -80,7 +81,7 @@ pub(crate) fn capture(skip: usize) -> u32 {
             }
             ips[n] = f.ip() as usize;
             n += 1;
-            n < MAX_FRAMES
+            n < max
         });
     }
     intern(&ips[..n])

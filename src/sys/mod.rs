@@ -11,7 +11,7 @@ pub(crate) use env::env_usize;
 pub use mem::{Advice, HugePageSize};
 #[allow(unused_imports)]
 pub(crate) use mem::{advise, map, map_aligned, map_huge, page_size, populate, remap, unmap};
-pub(crate) use readings::now_ns;
 pub use readings::{
     MemInfo, MemoryPsi, cgroup_memory_current, cgroup_memory_max, meminfo, memory_psi, process_rss,
 };
+pub(crate) use readings::{coarse_now_ns, now_ns};

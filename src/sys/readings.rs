@@ -15,6 +15,20 @@ pub(crate) fn now_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// Monotonic time in nanoseconds at tick resolution (`CLOCK_MONOTONIC_COARSE`,
+/// a few ns to read): for ages and timestamps that need no precision.
+pub(crate) fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec on our stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
 /// Reads up to `buf.len()` bytes of the file at `path` into `buf`; returns the
 /// number of bytes read.
 fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
