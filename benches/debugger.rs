@@ -188,16 +188,12 @@ fn main() {
             med[i] / med[0]
         );
     }
-    println!(
-        "BENCH debugger/tracking_vs_dhat ours={:.1}ms dhat={:.1}ms ratio={:.3}",
-        med[2],
-        med[4],
-        med[2] / med[4]
-    );
-    println!(
-        "BENCH debugger/full_vs_dhat ours={:.1}ms dhat={:.1}ms ratio={:.3}",
-        med[3],
-        med[4],
-        med[3] / med[4]
-    );
+    let dhat = med[5];
+    for (name, i) in [("tracking", 2), ("full", 3), ("full_bt64", 4)] {
+        println!(
+            "BENCH debugger/{name}_vs_dhat ours={:.1}ms dhat={dhat:.1}ms ratio={:.3}",
+            med[i],
+            med[i] / dhat
+        );
+    }
 }
