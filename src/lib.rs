@@ -16,6 +16,8 @@ mod global;
 #[cfg(not(rustydb_loom))]
 mod large;
 #[cfg(not(rustydb_loom))]
+pub mod manager;
+#[cfg(not(rustydb_loom))]
 mod options;
 #[cfg(not(rustydb_loom))]
 pub mod pressure;
@@ -43,5 +45,7 @@ pub use error::{Error, Result};
 pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
 #[cfg(not(rustydb_loom))]
 pub use large::LargeStats;
+#[cfg(not(rustydb_loom))]
+pub use manager::{MemoryManager, MemoryStats};
 #[cfg(not(rustydb_loom))]
 pub use pressure::{PressureLevel, PressureManager};
