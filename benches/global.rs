@@ -9,8 +9,11 @@
 //!   order (ns per pair);
 //! - `producer_consumer`: one thread allocates 1 000 000 objects of 64 B and hands
 //!   them, in batches of 1 000, to a second thread that frees them (ns per run;
-//!   the batch buffers are recycled through two lock-free rings, so the transport
-//!   costs ~1 % of the run — its cost alone, with a null allocator, is printed).
+//!   the batch buffers are recycled through two lock-free rings, so nothing is
+//!   allocated per batch and the rings cost one release store per 1 000 objects;
+//!   what remains of the transport — writing the pointers on one core and reading
+//!   them on the other — is measured alone with a null allocator in the same
+//!   rotation and printed beside the BENCH lines).
 //!
 //! Every allocation and free goes through one `#[inline(never)]` shim per
 //! allocator, as `__rust_alloc` does for a `#[global_allocator]`: our allocator's
@@ -471,27 +474,38 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Median ns per pair (or per run) of each peer, sampled alternately.
-fn measure(case: &Case, rounds: usize, slots: &mut [*mut u8]) -> [f64; 4] {
+/// Median ns per pair (or per run) of each peer, sampled alternately. For the
+/// producer/consumer case a fifth entry, the null allocator (the transport
+/// alone), joins the rotation, so its figure comes from the same conditions.
+fn measure(case: &Case, rounds: usize, slots: &mut [*mut u8]) -> ([f64; 4], Option<f64>) {
     let iters = case.sample_iters();
     let unit = iters as f64 * case.per_iter();
+    let with_null = matches!(case.kind, Kind::ProducerConsumer);
+    let entries = if with_null { 5 } else { 4 };
+    let mut sample = |idx: usize| -> f64 {
+        let t = if idx < 4 {
+            case.run(PEERS[idx], iters, slots)
+        } else {
+            producer_consumer(&NullAlloc, iters)
+        };
+        t.as_nanos() as f64 / unit
+    };
     // Warm-up: one sample each, discarded.
-    for peer in PEERS {
-        case.run(peer, iters, slots);
+    for idx in 0..entries {
+        sample(idx);
     }
-    let mut samples: [Vec<f64>; 4] = Default::default();
+    let mut samples: [Vec<f64>; 5] = Default::default();
     for r in 0..rounds {
-        for k in 0..PEERS.len() {
-            let idx = (r + k) % PEERS.len();
-            let t = case.run(PEERS[idx], iters, slots);
-            samples[idx].push(t.as_nanos() as f64 / unit);
+        for k in 0..entries {
+            let idx = (r + k) % entries;
+            samples[idx].push(sample(idx));
         }
     }
     let mut out = [0.0; 4];
     for (o, s) in out.iter_mut().zip(samples.iter_mut()) {
         *o = median(s);
     }
-    out
+    (out, with_null.then(|| median(&mut samples[4])))
 }
 
 fn fmt_ns(v: f64) -> String {
@@ -516,7 +530,7 @@ fn bench_lines(cases: &[Case], quick: bool) {
             (_, true) => 11,
             (_, false) => 31,
         };
-        let m = measure(case, rounds, &mut slots);
+        let (m, null) = measure(case, rounds, &mut slots);
         for (k, peer) in PEERS.iter().enumerate().skip(1) {
             println!(
                 "BENCH global/{} ours={}ns {}={}ns ratio={:.3}",
@@ -527,15 +541,18 @@ fn bench_lines(cases: &[Case], quick: bool) {
                 m[0] / m[k]
             );
         }
-        if let Kind::ProducerConsumer = case.kind {
-            let mut t: Vec<f64> = (0..rounds)
-                .map(|_| producer_consumer_once(&NullAlloc, PC_OBJECTS).as_nanos() as f64)
-                .collect();
-            let null = median(&mut t);
+        if let Some(null) = null {
             println!(
-                "# producer_consumer transport alone (null allocator): {}ns = {:.1}% of ours",
+                "# producer_consumer: the transport alone (null allocator, same rotation) takes \
+                 {}ns = {:.0}% of ours; net of it, ours/peer = {}",
                 fmt_ns(null),
-                100.0 * null / m[0]
+                100.0 * null / m[0],
+                PEERS[1..]
+                    .iter()
+                    .zip(&m[1..])
+                    .map(|(p, v)| format!("{}:{:.3}", p.name(), (m[0] - null) / (v - null)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
     }

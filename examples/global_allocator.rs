@@ -168,6 +168,27 @@ fn print_stats(title: &str, s: &AllocStats) {
             c.depot_empty
         );
     }
+    let mut cached: Vec<_> = s
+        .classes
+        .iter()
+        .filter(|c| c.thread_cached + c.depot_objects > 0)
+        .collect();
+    cached.sort_by_key(|c| std::cmp::Reverse((c.thread_cached + c.depot_objects) * c.size));
+    let top: Vec<String> = cached
+        .iter()
+        .take(4)
+        .map(|c| {
+            format!(
+                "{} B × {} = {}",
+                c.size,
+                c.thread_cached + c.depot_objects,
+                mib(((c.thread_cached + c.depot_objects) * c.size) as u64)
+            )
+        })
+        .collect();
+    if !top.is_empty() {
+        println!("  largest caches: {}", top.join(", "));
+    }
 }
 
 fn main() {
