@@ -9,7 +9,7 @@ use super::heap::HEAP;
 use super::stats::{self, AllocStats};
 use super::thread_cache;
 use crate::slab::segment::SegmentHeader;
-use crate::slab::size_class::{FAST_CLASS, FAST_MAX, NUM_CLASSES, class_of};
+use crate::slab::size_class::{NUM_CLASSES, SMALL_MAX, class_of};
 use crate::sync::Ordering;
 
 /// The allocator: a slab/magazine allocator for objects up to 256 KiB and direct
@@ -82,21 +82,24 @@ fn route(size: usize, align: usize) -> Route {
             None => return Route::Invalid,
         }
     };
-    if need < crate::options::large_threshold() {
+    // Below the smallest threshold the option allows, no need to read it.
+    if need < crate::options::MIN_LARGE_THRESHOLD || need < crate::options::large_threshold() {
         Route::Class(class_of(need))
     } else {
         Route::Large
     }
 }
 
+/// Sizes up to 32 KiB with the default alignment: always a size class, found by
+/// one table load (no threshold to consult: it is at least 64 KiB).
 #[inline(always)]
 fn is_fast(size: usize, align: usize) -> bool {
-    size <= FAST_MAX && align <= 16
+    size <= SMALL_MAX && align <= 16
 }
 
 #[inline(always)]
 fn fast_class(size: usize) -> usize {
-    FAST_CLASS[(size + 15) >> 4] as usize
+    class_of(size)
 }
 
 #[cold]
