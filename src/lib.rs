@@ -32,4 +32,8 @@ pub use error::{Error, Result};
 #[cfg(not(rustydb_loom))]
 pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
 #[cfg(not(rustydb_loom))]
-pub use large::LargeStats;
+pub use large::{
+    AllocOptions, HugePagePolicy, LargeObjectAllocator, LargeObjectAllocatorBuilder, LargeStats,
+};
+#[cfg(not(rustydb_loom))]
+pub use sys::{Advice, HugePageSize};

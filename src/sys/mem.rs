@@ -222,3 +222,9 @@ pub(crate) unsafe fn remap(
         NonNull::new(p.cast::<u8>())
     }
 }
+
+/// The calling thread's `errno` (the reason the last failed call gave).
+pub(crate) fn errno() -> i32 {
+    // SAFETY: `__errno_location` returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
