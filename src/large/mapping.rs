@@ -34,7 +34,7 @@ pub(crate) fn map_block(
         (_, Want::Explicit(size)) => {
             let hlen = round_up(len, size.bytes())?;
             Counters::bump(&c.mmap);
-            if let Some(p) = sys::map_huge(hlen, size) {
+            if let Some(p) = sys::map_huge_reserved(hlen, size) {
                 let (ok, backing) = match size {
                     HugePageSize::TwoMiB => (&c.huge_2m, Backing::Huge2M),
                     HugePageSize::OneGiB => (&c.huge_1g, Backing::Huge1G),

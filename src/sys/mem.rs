@@ -228,3 +228,38 @@ pub(crate) fn errno() -> i32 {
     // SAFETY: `__errno_location` returns a valid pointer to this thread's errno.
     unsafe { *libc::__errno_location() }
 }
+
+/// Maps `len` bytes (a multiple of `size`) of explicit huge pages **with a
+/// reservation**: `None` unless the kernel's pool for `size` can back the whole
+/// range now.
+///
+/// [`map_huge`] passes `MAP_NORESERVE`, which for hugetlb mappings skips the
+/// reservation: the `mmap` succeeds with an empty pool and the first touch of a
+/// page the pool cannot supply raises `SIGBUS`. The large-object allocator needs
+/// a refusal it can fall back from instead.
+pub(crate) fn map_huge_reserved(len: usize, size: HugePageSize) -> Option<NonNull<u8>> {
+    let flag = match size {
+        HugePageSize::TwoMiB => libc::MAP_HUGE_2MB,
+        HugePageSize::OneGiB => libc::MAP_HUGE_1GB,
+    };
+    if len == 0 || !len.is_multiple_of(size.bytes()) {
+        return None;
+    }
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+    // cannot alias any existing Rust object; failure is reported as MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | flag,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast::<u8>())
+    }
+}

@@ -11,7 +11,7 @@ pub(crate) use env::env_usize;
 pub use mem::{Advice, HugePageSize};
 #[allow(unused_imports)]
 pub(crate) use mem::{
-    advise, errno, map, map_aligned, map_huge, page_size, populate, remap, unmap,
+    advise, errno, map, map_aligned, map_huge, map_huge_reserved, page_size, populate, remap, unmap,
 };
 pub use readings::{MemInfo, meminfo, process_rss};
 pub(crate) use readings::{ThpMode, now_ns, thp_mode};
