@@ -168,12 +168,24 @@ impl Batch {
         }
     }
 
-    /// Unmaps every range in the batch; returns the bytes unmapped.
+    /// Unmaps every range in the batch and empties it; returns the bytes unmapped.
     ///
     /// # Safety
     /// Every range pushed satisfies [`unmap`]'s contract.
-    #[inline]
-    pub(crate) unsafe fn unmap_all(self, c: &Counters) -> usize {
+    #[inline(always)]
+    pub(crate) unsafe fn unmap_all(&mut self, c: &Counters) -> usize {
+        if self.n == 0 {
+            return 0;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.unmap_slow(c) }
+    }
+
+    /// # Safety
+    /// As [`unmap_all`](Self::unmap_all).
+    #[cold]
+    #[inline(never)]
+    unsafe fn unmap_slow(&mut self, c: &Counters) -> usize {
         let mut bytes = 0;
         for item in &self.items[..self.n] {
             // SAFETY: items `0..n` were written by `push`.
@@ -182,6 +194,7 @@ impl Batch {
             unsafe { unmap(addr, len, c) };
             bytes += len;
         }
+        self.n = 0;
         bytes
     }
 }
