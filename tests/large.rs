@@ -161,16 +161,27 @@ fn the_cache_respects_its_bounds() {
     // 8 MiB-aligned blocks shorter than 8 MiB can never touch, so none merge.
     let sizes = [256 * KIB, 512 * KIB, MIB, 4 * MIB];
     let al = |s: usize| Layout::from_size_align(s, 8 * MIB).unwrap();
-    let ps: Vec<_> = sizes.iter().map(|&s| large.try_alloc(al(s)).unwrap()).collect();
+    let ps: Vec<_> = sizes
+        .iter()
+        .map(|&s| large.try_alloc(al(s)).unwrap())
+        .collect();
     let maps = large.stats().munmap_calls; // the over-mapping trims
     for (p, &s) in ps.iter().zip(&sizes) {
         // SAFETY: each block came from `large` with its layout.
         unsafe { large.dealloc(p.as_ptr(), al(s)) };
     }
     let s = large.stats();
-    assert_eq!((s.cached, s.bytes_cached), (2, 512 * KIB + MIB), "the two newest: {s:?}");
+    assert_eq!(
+        (s.cached, s.bytes_cached),
+        (2, 512 * KIB + MIB),
+        "the two newest: {s:?}"
+    );
     assert_eq!(s.cache_evictions, 1, "the oldest made room");
-    assert_eq!(s.munmap_calls - maps, 2, "the evicted one and the 4 MiB one (over the block bound)");
+    assert_eq!(
+        s.munmap_calls - maps,
+        2,
+        "the evicted one and the 4 MiB one (over the block bound)"
+    );
     assert_eq!((s.live, s.cache_merges), (0, 0));
 
     let off = LargeObjectAllocator::builder().cache_max_bytes(0).build();
@@ -615,4 +626,57 @@ fn rusty_alloc_routes_large_requests_to_the_global_instance() {
     let s = RustyAlloc.stats();
     assert!(s.large.cached >= 1 && s.large.cache_hits >= 1);
     assert!(s.bytes_mapped >= s.large.bytes_mapped);
+}
+
+/// `VmSize` of this process in bytes.
+fn vm_size() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    let kb: usize = line[7..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn a_refused_mapping_is_retried_after_emptying_the_cache() {
+    // In a child process, so the address-space limit binds nothing else.
+    // SAFETY: the child only runs this test's code and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(|| {
+            let large = fresh();
+            let p = large.try_alloc(layout(48 * MIB)).unwrap();
+            // SAFETY: came from `large`.
+            unsafe { large.dealloc(p.as_ptr(), layout(48 * MIB)) };
+            assert_eq!(large.stats().bytes_cached, 48 * MIB);
+            let limit = (vm_size() + 40 * MIB) as libc::rlim_t;
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: a valid rlimit for this process.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) }, 0);
+            // 60 MiB more exceeds the limit (40 MiB of headroom): the cached 48 MiB must go first.
+            let q = large.try_alloc(layout(60 * MIB)).unwrap();
+            let s = large.stats();
+            assert_eq!((s.cache_purged, s.cached, s.live), (1, 0, 1));
+            // SAFETY: came from `large`.
+            unsafe { large.dealloc(q.as_ptr(), layout(60 * MIB)) };
+        })
+        .is_ok();
+        // SAFETY: ends the child without running the parent's test harness.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: {status:#x}"
+    );
 }

@@ -182,7 +182,8 @@ impl LargeObjectAllocator {
         Ok(unsafe { NonNull::new_unchecked(addr as *mut u8) })
     }
 
-    /// The miss path: maps, registers, and decays while it holds the lock anyway.
+    /// The miss path: maps (after emptying the cache if the kernel refuses),
+    /// registers, and decays while it holds the lock anyway.
     #[cold]
     fn map_fresh(
         &self,
@@ -192,7 +193,15 @@ impl LargeObjectAllocator {
         policy: HugePagePolicy,
     ) -> Result<usize> {
         let oom = Error::OutOfMemory { requested: size };
-        let m = mapping::map_block(len, align, policy, &self.counters).ok_or(oom.clone())?;
+        let m = match mapping::map_block(len, align, policy, &self.counters) {
+            Some(m) => m,
+            // The kernel refused (address space, overcommit or cgroup limit):
+            // give the cache back and try once more.
+            None if self.purge() > 0 => {
+                mapping::map_block(len, align, policy, &self.counters).ok_or(oom.clone())?
+            }
+            None => return Err(oom),
+        };
         let mut batch = Batch::new();
         let ok = self.locked(|s| {
             s.tick();
