@@ -1,7 +1,8 @@
 //! [`LargeObjectAllocator`]: the public type. Each operation takes the lock
 //! for a few table updates ([`state`](super::state)) and makes its system calls —
 //! mmap on a miss, munmap of evicted blocks, madvise — after releasing it. Only
-//! `mremap` runs under the lock (see `try_realloc`).
+//! the `mremap` of a growing block (see `realloc_block`) and the rare growth of
+//! the registry's own tables run under the lock.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
