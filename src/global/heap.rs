@@ -122,6 +122,7 @@ impl Heap {
             && due != 0
         {
             self.trim_depots(false);
+            crate::large::decay();
         }
     }
 

@@ -48,6 +48,7 @@ impl RustyAlloc {
     /// units and unmaps free segments (one is kept), and purges the large-object
     /// cache. Returns the bytes given back by this call.
     pub fn purge(&self) -> u64 {
+        let large_before = crate::large::stats().bytes_mapped as u64;
         // Relaxed: statistics, before/after.
         let before = HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed);
         thread_cache::flush_current();
@@ -57,7 +58,8 @@ impl RustyAlloc {
         }
         HEAP.segments.purge(0);
         crate::large::purge();
-        HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before
+        let large_freed = large_before.saturating_sub(crate::large::stats().bytes_mapped as u64);
+        HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before + large_freed
     }
 }
 

@@ -130,7 +130,6 @@ impl MagazinePool {
                     let Some(chunk) = crate::sys::map(POOL_CHUNK) else {
                         return ptr::null_mut();
                     };
-                    crate::pressure::signal::note_mapped(POOL_CHUNK);
                     (*inner).bump = chunk.as_ptr() as usize;
                     (*inner).end = (*inner).bump + POOL_CHUNK;
                 }
