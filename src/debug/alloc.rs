@@ -81,9 +81,9 @@ const F_RZ: u8 = 4;
 const F_SAMPLED: u8 = 8;
 const LEVEL_UNSET: u8 = 255;
 /// Frames kept for allocation sites (the sites leak reports group by).
-const ALLOC_FRAMES: usize = 16;
+const ALLOC_FRAMES: usize = 12;
 /// Frames kept for free sites (shown in double-free and use-after-free reports).
-const FREE_FRAMES: usize = 8;
+const FREE_FRAMES: usize = 6;
 /// Default quarantine bound.
 pub const DEFAULT_QUARANTINE_BYTES: usize = 16 << 20;
 /// Default sampling: one in this many small allocations gets guard pages (at Full).
@@ -505,24 +505,35 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
         if level >= DebugLevel::Tracking
             && let Some(s) = self.state()
         {
-            let free_stack = if level == DebugLevel::Full {
-                guarded(|| stacks::capture(2, FREE_FRAMES))
-            } else {
-                0
-            };
             let looked = s.table.update(user, |r| {
                 if r.freed != 0 {
                     Some(r)
                 } else if r.flags & F_RZ != 0 && r.flags & F_SAMPLED == 0 {
-                    Some(Record {
-                        freed: 1,
-                        free_stack,
-                        ..r
-                    })
+                    Some(Record { freed: 1, ..r })
                 } else {
                     None
                 }
             });
+            // The free site is captured only for blocks whose allocation site was
+            // (unwinding is most of the Full level's cost), and recorded for the
+            // quarantined ones, where a later report can use it.
+            let free_stack = match looked {
+                Some(r) if r.freed == 0 && r.alloc_stack != 0 => {
+                    guarded(|| stacks::capture(2, FREE_FRAMES))
+                }
+                Some(r) if r.freed != 0 && level == DebugLevel::Full => {
+                    guarded(|| stacks::capture(2, FREE_FRAMES))
+                }
+                _ => 0,
+            };
+            if let Some(r) = looked
+                && r.freed == 0
+                && free_stack != 0
+                && r.flags & F_RZ != 0
+                && r.flags & F_SAMPLED == 0
+            {
+                s.table.update(user, |q| Some(Record { free_stack, ..q }));
+            }
             match looked {
                 Some(r) if r.freed == 0 => record = Some(Record { free_stack, ..r }),
                 Some(r) => {
