@@ -197,7 +197,7 @@ fn main() {
                 if session.rewind(&cp).is_err() || keep != 22 {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
-                if rng.next() % 16 == 0 {
+                if rng.next().is_multiple_of(16) {
                     session.reset();
                 }
             }
