@@ -508,7 +508,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
             let looked = s.table.update(user, |r| {
                 if r.freed != 0 {
                     Some(r)
-                } else if r.flags & F_RZ != 0 && r.flags & F_SAMPLED == 0 {
+                } else if r.flags & F_TRACKED != 0 && r.flags & F_SAMPLED == 0 {
                     Some(Record { freed: 1, ..r })
                 } else {
                     None
@@ -633,13 +633,18 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
         let block = user - pre;
         let bl_size = pre + size + tail(flags);
         let bl_align = layout.align().max(16);
-        // Quarantine (Full blocks): poison, mark freed, hold back.
-        if let (Some(s), true) = (state, flags & F_RZ != 0 && flags & F_TRACKED != 0) {
+        // Quarantine (tracked blocks): mark freed, poison (Full), hold back. Below
+        // Full the quarantine is a delay only: it keeps a recently freed block in the
+        // side table, so a double free of it is found without touching its memory.
+        if let (Some(s), true) = (state, flags & F_TRACKED != 0) {
+            let poisoned = flags & F_RZ != 0;
             // SAFETY: the header and user bytes are inside our live block.
             unsafe {
                 ((user - HEADER) as *mut Header)
                     .write(Header::new(user, size, FREED, flags, component));
-                (user as *mut u8).write_bytes(POISON, size);
+                if poisoned {
+                    (user as *mut u8).write_bytes(POISON, size);
+                }
             }
             if record.is_none() {
                 // Freed below the Tracking level: not marked by `dealloc_impl`.
@@ -658,6 +663,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
                 block,
                 block_size: bl_size,
                 block_align: bl_align,
+                poisoned,
             };
             let mut out = [Entry::default(); 8];
             // Relaxed: a bound read racily.
@@ -691,7 +697,12 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
     /// Verifies a block's poison, reports a write after free, and frees it.
     fn leave_quarantine(&self, s: &State, e: &Entry) {
         // SAFETY: quarantined blocks stay allocated until here.
-        if let Some(i) = unsafe { quarantine::first_unpoisoned(e.user as *const u8, e.size) } {
+        let damaged = if e.poisoned {
+            unsafe { quarantine::first_unpoisoned(e.user as *const u8, e.size) }
+        } else {
+            None
+        };
+        if let Some(i) = damaged {
             let r = s.table.get(e.user);
             let mut rep = RawReport::new(ReportKind::WriteAfterFree, e.user);
             rep.size = e.size;
