@@ -696,8 +696,8 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
 
     /// Verifies a block's poison, reports a write after free, and frees it.
     fn leave_quarantine(&self, s: &State, e: &Entry) {
-        // SAFETY: quarantined blocks stay allocated until here.
         let damaged = if e.poisoned {
+            // SAFETY: quarantined blocks stay allocated until here.
             unsafe { quarantine::first_unpoisoned(e.user as *const u8, e.size) }
         } else {
             None
