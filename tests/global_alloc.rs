@@ -9,7 +9,7 @@
 // Tests: raw allocator calls are the point; every block is documented where used.
 #![allow(clippy::undocumented_unsafe_blocks)]
 
-use std::alloc::{GlobalAlloc, Layout, alloc, alloc_zeroed, dealloc, realloc};
+use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, realloc};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -126,6 +126,17 @@ fn vm_rss() -> usize {
         .and_then(|v| v.parse().ok())
         .expect("VmRSS value");
     kb * KIB
+}
+
+/// Hides a pointer from the optimiser. LLVM knows what `__rust_alloc`,
+/// `__rust_alloc_zeroed`, `__rust_realloc` and `__rust_dealloc` do and may fold
+/// content checks (a fresh `alloc_zeroed` block "is" zero, a block just copied
+/// from `src` "equals" `src`), fold address comparisons with freed pointers, or
+/// drop stores to a block that is freed next. Passing the pointer through
+/// `black_box` after each allocation and each write makes every check real.
+#[inline(always)]
+fn opaque(p: *mut u8) -> *mut u8 {
+    std::hint::black_box(p)
 }
 
 /// Index of the size class whose object size is exactly `size`.
@@ -483,15 +494,16 @@ fn round_trip(size: usize, align: usize, pat: &[u8], zeros: &[u8], sweep: &mut S
     let src = &pat[off..];
     let layout = Layout::from_size_align(size, align).unwrap();
     unsafe {
-        let p = alloc(layout);
+        let p = opaque(alloc(layout));
         assert!(!p.is_null(), "alloc({size}, {align}) failed");
         assert_eq!(p as usize % align, 0, "alloc({size}, {align}) misaligned");
         p.copy_from_nonoverlapping(src.as_ptr(), size);
+        let p = opaque(p);
         assert_eq!(std::slice::from_raw_parts(p, size), &src[..size]);
 
         // Grow within the block's class first, then across classes.
         let up1 = size + 1 + size % 3;
-        let p = realloc(p, layout, up1);
+        let p = opaque(realloc(p, layout, up1));
         assert!(!p.is_null());
         assert_eq!(p as usize % align, 0, "realloc({size}→{up1}, {align})");
         assert_eq!(
@@ -501,9 +513,10 @@ fn round_trip(size: usize, align: usize, pat: &[u8], zeros: &[u8], sweep: &mut S
         );
         p.add(size)
             .copy_from_nonoverlapping(src[size..].as_ptr(), up1 - size);
+        let p = opaque(p);
         let l1 = Layout::from_size_align(up1, align).unwrap();
         let up2 = up1 * 2 + 5;
-        let p = realloc(p, l1, up2);
+        let p = opaque(realloc(p, l1, up2));
         assert!(!p.is_null());
         assert_eq!(p as usize % align, 0, "realloc({up1}→{up2}, {align})");
         assert_eq!(
@@ -514,9 +527,10 @@ fn round_trip(size: usize, align: usize, pat: &[u8], zeros: &[u8], sweep: &mut S
         // Use the whole grown block: a block overlapping a neighbour would show.
         p.add(up1)
             .copy_from_nonoverlapping(src[up1..].as_ptr(), up2 - up1);
+        let p = opaque(p);
         let l2 = Layout::from_size_align(up2, align).unwrap();
         let down = size.div_ceil(2);
-        let p = realloc(p, l2, down);
+        let p = opaque(realloc(p, l2, down));
         assert!(!p.is_null());
         assert_eq!(p as usize % align, 0, "realloc({up2}→{down}, {align})");
         assert_eq!(
@@ -527,14 +541,12 @@ fn round_trip(size: usize, align: usize, pat: &[u8], zeros: &[u8], sweep: &mut S
         dealloc(p, Layout::from_size_align(down, align).unwrap());
 
         // Dirty an object of the class, free it, and ask for zeros.
-        let d = alloc(layout);
+        let d = opaque(alloc(layout));
         assert!(!d.is_null());
         d.write_bytes(0xA5, size);
+        let d = opaque(d);
         dealloc(d, layout);
-        // Compare addresses through black_box: LLVM may fold a comparison of a
-        // fresh allocation with a freed pointer to "unequal".
-        let d = std::hint::black_box(d as usize) as *mut u8;
-        let z = std::hint::black_box(alloc_zeroed(layout));
+        let z = opaque(alloc_zeroed(layout));
         assert!(!z.is_null());
         assert_eq!(z as usize % align, 0, "alloc_zeroed({size}, {align})");
         let zs = std::slice::from_raw_parts(z, size);
@@ -636,10 +648,10 @@ fn sizes_around_256k_and_several_mib_and_alignments_to_1mib_round_trip() {
         for align in [8, 4096, 64 * KIB] {
             let l = Layout::from_size_align(from, align).unwrap();
             unsafe {
-                let p = alloc(l);
+                let p = opaque(alloc(l));
                 assert!(!p.is_null() && p as usize % align == 0);
                 p.copy_from_nonoverlapping(pat.as_ptr(), from);
-                let q = realloc(p, l, to);
+                let q = opaque(realloc(opaque(p), l, to));
                 assert!(!q.is_null(), "realloc {from}→{to} failed");
                 assert_eq!(q as usize % align, 0, "realloc {from}→{to} align {align}");
                 let keep = from.min(to);
@@ -649,7 +661,7 @@ fn sizes_around_256k_and_several_mib_and_alignments_to_1mib_round_trip() {
                     "realloc {from}→{to} (align {align}) lost the prefix"
                 );
                 q.write_bytes(0x5A, to);
-                dealloc(q, Layout::from_size_align(to, align).unwrap());
+                dealloc(opaque(q), Layout::from_size_align(to, align).unwrap());
             }
         }
     }
@@ -664,7 +676,7 @@ fn live_blocks_of_mixed_sizes_never_overlap() {
         if live.len() < 2000 && rng.below(3) != 0 {
             let align = 1 << rng.below(13);
             let l = Layout::from_size_align(rng.size(), align).unwrap();
-            let p = unsafe { alloc(l) };
+            let p = opaque(unsafe { alloc(l) });
             assert!(!p.is_null() && p as usize % align == 0);
             unsafe { p.write_bytes(live.len() as u8, l.size()) };
             live.push((p as usize, l));
@@ -915,23 +927,44 @@ fn child_work() -> i32 {
 fn fork_while_another_thread_allocates_does_not_deadlock() {
     let _g = shared();
     let stop = Arc::new(AtomicBool::new(false));
-    let busy: Vec<_> = (0..2u64)
+    // Keep the allocator's locks busy so that a fork often lands while one is
+    // held: one thread purges and reads stats in a loop (every depot, central
+    // and segment lock, the registry lock, madvise/munmap under the segment
+    // lock); two allocate and free bursts larger than their magazines (depot
+    // exchanges, central batches, new slabs and segments under the locks).
+    let purger = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                GLOBAL.purge();
+                let _ = GLOBAL.stats();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut busy: Vec<_> = (0..2u64)
         .map(|t| {
             let stop = Arc::clone(&stop);
             thread::spawn(move || {
-                // Slow paths on purpose: bursts that move magazines through the
-                // depot, new slabs, released slabs, purges and stats.
                 let mut rng = Rng::new(t);
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let size = [16, 48, 256, 2000, 9000, 70_000, 400_000][rng.below(7)];
-                    let count = (4 * MIB / size).clamp(2, 200) as u64;
-                    let v: Vec<Obj> = (0..count).map(|i| Obj::new(i, size)).collect();
-                    v.iter().for_each(Obj::check);
-                    drop(v);
-                    if n % 50 == 0 {
-                        GLOBAL.purge();
-                        let _ = GLOBAL.stats();
+                    let l = Layout::from_size_align(size, 8).unwrap();
+                    let count = (8 * MIB / size).clamp(2, 3000);
+                    let ps: Vec<*mut u8> = (0..count)
+                        .map(|i| {
+                            let p = unsafe { alloc(l) };
+                            assert!(!p.is_null());
+                            unsafe { p.write(i as u8) };
+                            opaque(p)
+                        })
+                        .collect();
+                    for (i, &p) in ps.iter().enumerate() {
+                        assert_eq!(unsafe { p.read() }, i as u8);
+                        unsafe { dealloc(p, l) };
                     }
                     n += 1;
                 }
@@ -939,6 +972,7 @@ fn fork_while_another_thread_allocates_does_not_deadlock() {
             })
         })
         .collect();
+    busy.push(purger);
     thread::sleep(Duration::from_millis(20));
     for round in 0..25 {
         let pid = unsafe { libc::fork() };
@@ -947,7 +981,7 @@ fn fork_while_another_thread_allocates_does_not_deadlock() {
             let code = child_work();
             unsafe { libc::_exit(code) };
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut status = 0;
         loop {
             let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
