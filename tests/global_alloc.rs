@@ -259,7 +259,9 @@ enum Msg {
     Words(u64, Box<[u64]>),
     Text(u64, String),
     /// A burst of same-class objects, so the consumer's magazines fill and go to
-    /// the depot while the producer's run empty.
+    /// the depot while the producer's run empty. (Boxed on purpose: 64 separate
+    /// 48 B objects, not one 3 KiB buffer.)
+    #[allow(clippy::vec_box)]
     Batch(u64, Vec<Box<[u8; 48]>>),
 }
 
