@@ -674,7 +674,13 @@ fn realloc_within_a_size_class_is_in_place() {
     let _g = shared();
     let classes = GLOBAL.stats().classes;
     let mut prev = 0;
-    for c in classes.iter().filter(|c| c.size < 256 * KIB) {
+    // With a lowered large threshold (64 KiB at least) bigger classes go unused.
+    let limit = if std::env::var_os("RUSTYDB_MEM_LARGE_THRESHOLD").is_some() {
+        64 * KIB
+    } else {
+        256 * KIB
+    };
+    for c in classes.iter().filter(|c| c.size < limit) {
         // From just above the previous class to the top of this one: same class.
         let (lo, hi) = (prev + 1, c.size);
         prev = c.size;
@@ -763,7 +769,7 @@ fn freed_memory_is_given_back_by_purge() {
     assert!(s1.segments * 2 * MIB >= s1.units_in_use * UNIT);
     assert!(s1.segments > s0.segments + TARGET / (4 * MIB));
     assert!(s1.bytes_mapped >= s1.segments * 2 * MIB + s1.large.bytes_mapped);
-    assert!(s1.bytes_in_use >= s0.bytes_in_use + TARGET);
+    assert!(s1.bytes_in_use + MIB >= s0.bytes_in_use + TARGET);
     assert!(
         rss1 >= rss0 + TARGET * 9 / 10,
         "RSS {rss0} → {rss1}: the objects were touched"
@@ -984,7 +990,7 @@ fn stats_count_live_objects_cached_objects_and_large_blocks() {
         "no phantom objects"
     );
     assert!(b.slabs > a.slabs, "new slabs for {N} objects");
-    assert!(s1.bytes_in_use >= s0.bytes_in_use + N * 7168 - 64 * 7168);
+    assert!(s1.bytes_in_use + MIB >= s0.bytes_in_use + N * 7168);
     assert!(s1.units_in_use > s0.units_in_use);
 
     for (i, &p) in objs.iter().enumerate() {
@@ -1039,7 +1045,8 @@ fn stats_count_live_objects_cached_objects_and_large_blocks() {
         s3.large.bytes_in_use + 3 * big.size()
     );
     assert!(s4.large.bytes_mapped >= s3.large.bytes_mapped + 3 * big.size());
-    assert!(s4.bytes_in_use >= s3.bytes_in_use + 3 * big.size());
+    // Process-wide: allow the harness's own small traffic (well under 1 MiB).
+    assert!(s4.bytes_in_use + MIB >= s3.bytes_in_use + 3 * big.size());
     for p in blocks {
         unsafe { dealloc(p, big) };
     }
@@ -1136,7 +1143,7 @@ fn fork_while_another_thread_allocates_does_not_deadlock() {
         .collect();
     busy.push(purger);
     thread::sleep(Duration::from_millis(20));
-    for round in 0..25 {
+    for round in 0..16 {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
