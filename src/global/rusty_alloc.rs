@@ -57,9 +57,12 @@ impl RustyAlloc {
             c.release_empty(&HEAP.segments);
         }
         HEAP.segments.purge(0);
+        let metadata = HEAP.pool.release_unused() as u64;
         crate::large::purge();
         let large_freed = large_before.saturating_sub(crate::large::stats().bytes_mapped as u64);
-        HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before + large_freed
+        HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before
+            + large_freed
+            + metadata
     }
 }
 
