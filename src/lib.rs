@@ -6,6 +6,7 @@
 
 #[cfg(not(rustydb_loom))]
 pub mod arena;
+pub mod buffer_pool;
 mod error;
 mod sync;
 
@@ -34,6 +35,11 @@ pub mod loom_api;
 
 #[cfg(not(rustydb_loom))]
 pub use arena::{Checkpoint, ContextStats, MemoryContext, SharedContext};
+#[cfg(not(rustydb_loom))]
+pub use buffer_pool::{
+    BufferPool, BufferPoolBuilder, BufferPoolStats, DiskManager, EvictionPolicy, FileDisk, MemDisk,
+    PageId, Policy, ReadGuard, Tier, WriteGuard,
+};
 pub use error::{Error, Result};
 #[cfg(not(rustydb_loom))]
 pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
