@@ -616,8 +616,14 @@ impl Shared {
         incoming: Option<PageId>,
         forbid: u64,
     ) -> Option<(u32, u64)> {
-        // Keep the stage full: the policy hands over its victims ahead of time.
-        while g.cooling.len() < g.cooling_target {
+        // Keep the stage full (`cooling_target` pages once this victim has
+        // left): the policy hands over its victims ahead of time.
+        let fill = if g.cooling_target == 0 {
+            0
+        } else {
+            g.cooling_target + 1
+        };
+        while g.cooling.len() < fill {
             if !self.cool_one(g, None, forbid) {
                 break;
             }
