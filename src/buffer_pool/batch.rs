@@ -10,134 +10,141 @@
 //! sees exactly the policy it would see without batching (the hit-ratio
 //! benchmarks rely on this). Logs of other threads arrive late, by at most
 //! one batch each; `BufferPool::stats` applies the calling thread's log.
-//! Thread exit applies the remaining log (if the pool still exists).
+//!
+//! The log lives in a `const`-initialised thread-local without `Drop`, so the
+//! hit path reaches it with one TLS-relative address and no lazy-init check.
+//! A thread logs for one pool at a time (switching pools applies the log to
+//! the previous pool first). A second, cold thread-local holds a weak
+//! reference to that pool and applies the rest of the log at thread exit.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::sync::{Arc, Weak};
 
 use super::pool::{Inner, Shared};
 
-/// Entries per thread and pool before the log must be applied.
-pub(crate) const BATCH: usize = 64;
+/// Entries per thread before the log must be applied.
+pub(crate) const BATCH: usize = 128;
+/// Entries from which the thread tries (without waiting) to apply the log.
+const TRY_AT: usize = BATCH / 2;
 /// Flag in an entry's frame half: the hit found the frame in the cooling stage.
 pub(crate) const COLD_HIT: u64 = 1 << 31;
 
-#[derive(Debug)]
-struct Slot {
+struct Log {
+    /// The pool the entries belong to (0: none).
     uid: u64,
-    pool: Weak<Shared>,
     len: usize,
     hits: u64,
     optimistic: u64,
     entries: [u64; BATCH],
 }
 
-impl Slot {
-    const EMPTY: Slot = Slot {
-        uid: 0,
-        pool: Weak::new(),
-        len: 0,
-        hits: 0,
-        optimistic: 0,
-        entries: [0; BATCH],
-    };
-
+impl Log {
     fn apply(&mut self, shared: &Shared, inner: &mut Inner) {
         shared.apply_log(inner, &self.entries[..self.len], self.hits, self.optimistic);
+        self.clear();
+    }
+
+    fn clear(&mut self) {
         self.len = 0;
         self.hits = 0;
         self.optimistic = 0;
     }
 
-    /// Applies the log to its pool, if the pool still exists.
-    fn flush_detached(&mut self) {
-        if self.len == 0 && self.hits == 0 {
-            return;
-        }
-        if let Some(s) = self.pool.upgrade() {
-            let mut g = s.lock_inner();
-            self.apply(&s, &mut g);
-        }
-        self.len = 0;
-        self.hits = 0;
-        self.optimistic = 0;
-    }
-}
-
-#[derive(Debug)]
-struct Local {
-    slots: [Slot; 2],
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        for s in &mut self.slots {
-            s.flush_detached();
-        }
+    fn is_empty(&self) -> bool {
+        self.len == 0 && self.hits == 0
     }
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local { slots: [Slot::EMPTY, Slot::EMPTY] }) };
+    static LOG: UnsafeCell<Log> = const {
+        UnsafeCell::new(Log { uid: 0, len: 0, hits: 0, optimistic: 0, entries: [0; BATCH] })
+    };
+    static OWNER: Owner = const { Owner(RefCell::new(None)) };
+}
+
+/// The pool the log belongs to; applies the log when the thread exits.
+struct Owner(RefCell<Option<Weak<Shared>>>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let pool = self.0.borrow_mut().take();
+        let _ = LOG.try_with(|l| {
+            // SAFETY: thread exit: nothing else on this thread uses the log now.
+            let l = unsafe { &mut *l.get() };
+            flush_to(l, pool.as_ref());
+        });
+    }
+}
+
+/// Applies `l` to `pool` if it still exists; clears it either way.
+fn flush_to(l: &mut Log, pool: Option<&Weak<Shared>>) {
+    if !l.is_empty()
+        && let Some(s) = pool.and_then(Weak::upgrade)
+        && s.uid == l.uid
+    {
+        let mut g = s.lock_inner();
+        l.apply(&s, &mut g);
+    }
+    l.clear();
 }
 
 /// Records a hit on `frame` holding `page` (`cold`: the frame was in the
 /// cooling stage; `optimistic`: an optimistic read).
-#[inline]
+#[inline(always)]
 pub(crate) fn record(shared: &Arc<Shared>, frame: u32, page: u64, cold: bool, optimistic: bool) {
     let entry = (page << 32) | u64::from(frame) | if cold { COLD_HIT } else { 0 };
-    let _ = LOCAL.try_with(|l| {
-        // A re-entrant call (impossible today: applying a log never records)
-        // or a call during thread exit records nothing rather than panicking.
-        let Ok(mut l) = l.try_borrow_mut() else {
-            return;
-        };
-        let l = &mut *l;
-        if l.slots[0].uid != shared.uid {
-            select(l, shared);
+    LOG.with(|l| {
+        // SAFETY: the log is this thread's own; the reference does not escape
+        // the closure, and nothing called below (switching pools, applying the
+        // log under the pool lock, the policy) touches `LOG` again.
+        let l = unsafe { &mut *l.get() };
+        if l.uid != shared.uid {
+            switch(l, shared);
         }
-        let s = &mut l.slots[0];
-        s.entries[s.len] = entry;
-        s.len += 1;
-        s.hits += 1;
-        s.optimistic += u64::from(optimistic);
-        if s.len >= BATCH / 2 {
-            if let Some(mut g) = shared.try_lock_inner() {
-                s.apply(shared, &mut g);
-            } else if s.len == BATCH {
-                let mut g = shared.lock_inner();
-                s.apply(shared, &mut g);
-            }
+        l.entries[l.len] = entry;
+        l.len += 1;
+        l.hits += 1;
+        l.optimistic += u64::from(optimistic);
+        if l.len >= TRY_AT {
+            full(l, shared);
         }
     });
 }
 
 #[cold]
-fn select(l: &mut Local, shared: &Arc<Shared>) {
-    if l.slots[1].uid == shared.uid {
-        l.slots.swap(0, 1);
-        return;
+#[inline(never)]
+fn full(l: &mut Log, shared: &Shared) {
+    if let Some(mut g) = shared.try_lock_inner() {
+        l.apply(shared, &mut g);
+    } else if l.len == BATCH {
+        let mut g = shared.lock_inner();
+        l.apply(shared, &mut g);
     }
-    l.slots[1].flush_detached();
-    l.slots.swap(0, 1);
-    let s = &mut l.slots[0];
-    s.uid = shared.uid;
-    s.pool = Arc::downgrade(shared);
-    s.len = 0;
-    s.hits = 0;
-    s.optimistic = 0;
+}
+
+/// The thread starts logging for `shared`: the log of the previous pool is
+/// applied to it first.
+#[cold]
+#[inline(never)]
+fn switch(l: &mut Log, shared: &Arc<Shared>) {
+    let _ = OWNER.try_with(|o| {
+        let Ok(mut o) = o.0.try_borrow_mut() else {
+            return;
+        };
+        flush_to(l, o.as_ref());
+        *o = Some(Arc::downgrade(shared));
+    });
+    l.clear();
+    l.uid = shared.uid;
 }
 
 /// Applies this thread's log for `shared` while the caller holds the lock.
 pub(crate) fn drain(shared: &Shared, inner: &mut Inner) {
-    let _ = LOCAL.try_with(|l| {
-        let Ok(mut l) = l.try_borrow_mut() else {
-            return;
-        };
-        for s in &mut l.slots {
-            if s.uid == shared.uid && (s.len > 0 || s.hits > 0) {
-                s.apply(shared, inner);
-            }
+    LOG.with(|l| {
+        // SAFETY: as in `record`; `apply_log` does not touch `LOG`.
+        let l = unsafe { &mut *l.get() };
+        if l.uid == shared.uid && !l.is_empty() {
+            l.apply(shared, inner);
         }
     });
 }

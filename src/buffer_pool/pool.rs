@@ -954,11 +954,9 @@ impl Shared {
             match g.loc[f as usize] {
                 Loc::Policy if cold => g.tier_hits[Tier::Cold as usize] += 1,
                 Loc::Policy => {
+                    // Warm → hot moves are counted by the policy (promotions).
                     let t = g.policy.access(f, page);
                     g.tier_hits[t as usize] += 1;
-                    if t == Tier::Warm && g.policy.tier(f) == Tier::Hot {
-                        g.tier_entered[Tier::Hot as usize] += 1;
-                    }
                 }
                 Loc::Cooling => {
                     g.tier_hits[Tier::Cold as usize] += 1;
@@ -1010,10 +1008,12 @@ impl Shared {
         }
         let misses = get(&self.c.misses);
         let total = g.hits + misses;
+        let pstats = g.policy.stats();
         let tier = |t: Tier| TierStats {
             resident: resident[t as usize],
             hits: g.tier_hits[t as usize],
-            entered: g.tier_entered[t as usize],
+            entered: g.tier_entered[t as usize]
+                + if t == Tier::Hot { pstats.promotions } else { 0 },
         };
         BufferPoolStats {
             policy: self.kind,
@@ -1049,7 +1049,7 @@ impl Shared {
             hot: tier(Tier::Hot),
             warm: tier(Tier::Warm),
             cold: tier(Tier::Cold),
-            policy_stats: g.policy.stats(),
+            policy_stats: pstats,
             huge_pages: self.mem.huge,
         }
     }

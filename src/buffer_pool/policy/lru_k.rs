@@ -22,7 +22,8 @@
 //!
 //! Tiers: pages with K or more references are hot, the others warm.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use super::lists::{FrameLists, KeyedQueue, NONE};
 use super::{EvictionPolicy, FrameId, Policy, PolicyStats, Tier};
@@ -48,8 +49,11 @@ pub struct LruK {
     pages: Vec<u64>,
     /// Frames with fewer than K references, newest at the front.
     young: FrameLists<1>,
-    /// Frames with K or more references, keyed by their K-th reference time.
-    old: BTreeSet<(u64, FrameId)>,
+    /// Frames with K or more references, keyed by their K-th reference time:
+    /// a min-heap with lazy deletion (an entry is live while the frame is old
+    /// and the key still equals its K-th reference time).
+    old: BinaryHeap<Reverse<(u64, FrameId)>>,
+    old_len: usize,
     in_old: Vec<bool>,
     history: KeyedQueue<Hist>,
     stats: PolicyStats,
@@ -68,7 +72,8 @@ impl LruK {
             hist: vec![Hist::default(); capacity],
             pages: vec![u64::MAX; capacity],
             young: FrameLists::new(capacity),
-            old: BTreeSet::new(),
+            old: BinaryHeap::new(),
+            old_len: 0,
             in_old: vec![false; capacity],
             history: KeyedQueue::new(),
             stats: PolicyStats::default(),
@@ -96,11 +101,29 @@ impl LruK {
         self.hist[f as usize].t[self.k - 1]
     }
 
+    fn push_old(&mut self, f: FrameId) {
+        if !self.in_old[f as usize] {
+            self.in_old[f as usize] = true;
+            self.old_len += 1;
+        }
+        self.old.push(Reverse((self.kth(f), f)));
+        if self.old.len() > 4 * self.old_len + 64 {
+            // Too many dead entries: rebuild from the live frames.
+            let live: Vec<_> = (0..self.pages.len() as FrameId)
+                .filter(|&x| self.in_old[x as usize])
+                .map(|x| Reverse((self.kth(x), x)))
+                .collect();
+            self.old = BinaryHeap::from(live);
+        }
+    }
+
+    fn live(&self, kth: u64, f: FrameId) -> bool {
+        self.in_old[f as usize] && self.kth(f) == kth
+    }
+
     fn place(&mut self, f: FrameId) {
-        let i = f as usize;
-        if self.hist[i].n as usize >= self.k {
-            self.old.insert((self.kth(f), f));
-            self.in_old[i] = true;
+        if self.hist[f as usize].n as usize >= self.k {
+            self.push_old(f);
         } else {
             self.young.push_front(0, f);
         }
@@ -109,8 +132,9 @@ impl LruK {
     fn unplace(&mut self, f: FrameId) {
         let i = f as usize;
         if self.in_old[i] {
-            self.old.remove(&(self.kth(f), f));
+            // Its heap entries die lazily.
             self.in_old[i] = false;
+            self.old_len -= 1;
         } else {
             self.young.remove(f);
         }
@@ -121,7 +145,7 @@ impl LruK {
     }
 
     fn pick(
-        &self,
+        &mut self,
         respect_crp: bool,
         evictable: &mut dyn FnMut(FrameId) -> bool,
     ) -> Option<FrameId> {
@@ -132,10 +156,22 @@ impl LruK {
             }
             f = self.young.newer(x);
         }
-        self.old
-            .iter()
-            .map(|&(_, x)| x)
-            .find(|&x| !(respect_crp && self.in_crp(x)) && evictable(x))
+        // Oldest K-th reference first; live entries popped are put back (the
+        // chosen one dies when `unplace` clears its frame).
+        let mut popped = Vec::new();
+        let mut found = None;
+        while let Some(Reverse((kth, x))) = self.old.pop() {
+            if !self.live(kth, x) {
+                continue;
+            }
+            popped.push(Reverse((kth, x)));
+            if !(respect_crp && self.in_crp(x)) && evictable(x) {
+                found = Some(x);
+                break;
+            }
+        }
+        self.old.extend(popped);
+        found
     }
 }
 
@@ -147,7 +183,7 @@ impl EvictionPolicy for LruK {
         self.pages.len()
     }
     fn len(&self) -> usize {
-        self.young.len(0) + self.old.len()
+        self.young.len(0) + self.old_len
     }
     fn contains(&self, frame: FrameId) -> bool {
         (frame as usize) < self.pages.len()
@@ -175,18 +211,15 @@ impl EvictionPolicy for LruK {
         self.now += 1;
         let i = frame as usize;
         let was_old = self.in_old[i];
-        if was_old {
-            self.old.remove(&(self.kth(frame), frame));
-        }
+        let before = self.kth(frame);
         Self::reference(&mut self.hist[i], self.now, self.crp, self.k);
-        if self.hist[i].n as usize >= self.k {
+        if self.hist[i].n as usize >= self.k && (!was_old || self.kth(frame) != before) {
             if !was_old {
                 // K-th reference: leaves the FIFO of young pages.
                 self.young.remove(frame);
                 self.stats.promotions += 1;
             }
-            self.old.insert((self.kth(frame), frame));
-            self.in_old[i] = true;
+            self.push_old(frame);
         }
         // A young page keeps its FIFO position (libCacheSim does the same).
         if was_old { Tier::Hot } else { Tier::Warm }
