@@ -429,3 +429,25 @@ fn scan_ring_keeps_the_hot_set() {
         assert_eq!(s.ring_frames, 0);
     }
 }
+
+#[test]
+fn policies_refuse_bad_frames_without_panicking() {
+    for p in Policy::ALL {
+        let mut pol = p.build(4).unwrap();
+        for f in [4u32, 100, u32::MAX] {
+            pol.insert(f, 1);
+            assert_eq!(pol.access(f, 1), Tier::Warm);
+            pol.remove(f, 1);
+            assert!(!pol.contains(f));
+            assert_eq!(pol.tier(f), Tier::Warm);
+        }
+        assert_eq!(
+            pol.access(2, 1),
+            Tier::Warm,
+            "{p}: access to a frame not held"
+        );
+        pol.remove(2, 1);
+        assert_eq!(pol.len(), 0);
+        assert_eq!(pol.victim(None, &mut |_| true), None);
+    }
+}

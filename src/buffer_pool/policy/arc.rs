@@ -139,6 +139,9 @@ impl EvictionPolicy for ArcPolicy {
         self.adapted = None;
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
+        if !self.contains(frame) {
+            return Tier::Warm;
+        }
         if self.lists.list_of(frame) == T1 as u8 {
             self.stats.promotions += 1;
             self.lists.move_to_front(T2, frame);

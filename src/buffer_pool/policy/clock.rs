@@ -52,6 +52,9 @@ impl EvictionPolicy for Clock {
         self.ring.push_front(0, frame);
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
+        if !self.contains(frame) {
+            return Tier::Warm;
+        }
         let u = &mut self.usage[frame as usize];
         let before = if *u > 0 { Tier::Hot } else { Tier::Warm };
         if *u == 0 {

@@ -74,7 +74,7 @@ impl<const N: usize> FrameLists<N> {
 
     pub(crate) fn remove(&mut self, f: FrameId) {
         let i = f as usize;
-        let l = self.which[i];
+        let l = self.list_of(f);
         if l == NONE {
             return;
         }

@@ -208,6 +208,9 @@ impl EvictionPolicy for LruK {
         self.place(frame);
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
+        if !self.contains(frame) {
+            return Tier::Warm;
+        }
         self.now += 1;
         let i = frame as usize;
         let was_old = self.in_old[i];

@@ -119,6 +119,9 @@ impl EvictionPolicy for S3Fifo {
         }
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
+        if !self.contains(frame) {
+            return Tier::Warm;
+        }
         let i = frame as usize;
         self.freq[i] = (self.freq[i] + 1).min(3);
         self.tier(frame)

@@ -50,6 +50,9 @@ impl EvictionPolicy for Sieve {
         self.queue.push_front(0, frame);
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
+        if !self.contains(frame) {
+            return Tier::Warm;
+        }
         let v = &mut self.visited[frame as usize];
         if *v {
             Tier::Hot

@@ -95,6 +95,9 @@ impl EvictionPolicy for TwoQ {
         }
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
+        if !self.contains(frame) {
+            return Tier::Warm;
+        }
         if self.lists.list_of(frame) == AM as u8 {
             self.lists.move_to_front(AM, frame);
             Tier::Hot
