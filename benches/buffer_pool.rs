@@ -313,6 +313,11 @@ struct Ours(BufferPool);
 struct OursOptimistic(BufferPool);
 struct MutexLru(Mutex<lru::LruCache<u64, Box<[u8]>>>);
 struct Quick(quick_cache::sync::Cache<u64, Arc<[u8]>>);
+/// The floor: a `fetch_add` and a `fetch_sub` on one padded word per page —
+/// the two locked instructions any pin+unpin needs, and nothing else.
+struct BareRmw(Vec<PaddedWord>);
+#[repr(align(64))]
+struct PaddedWord(std::sync::atomic::AtomicU64);
 
 impl HitPath for Ours {
     #[inline]
@@ -333,6 +338,16 @@ impl HitPath for MutexLru {
     #[inline]
     fn get(&self, id: u64) -> u8 {
         self.0.lock().unwrap().get(&id).map_or(0, |v| v[0])
+    }
+}
+impl HitPath for BareRmw {
+    #[inline]
+    fn get(&self, id: u64) -> u8 {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        let w = &self.0[id as usize].0;
+        let v = w.fetch_add(1, Acquire);
+        w.fetch_sub(1, Release);
+        v as u8
     }
 }
 impl HitPath for Quick {
@@ -406,8 +421,13 @@ fn hit_path(ops: usize, rounds: usize) {
     let opt = OursOptimistic(pool);
     let (mlru, quick) = peers();
     let ks: Vec<Vec<u64>> = (0..2).map(|t| keys(ops, 100 + t)).collect();
-    let subjects: [&dyn HitPath; 4] = [&ours, &opt, &mlru, &quick];
-    let mut res = vec![vec![Vec::new(); 4]; 2];
+    let bare = BareRmw(
+        (0..RESIDENT)
+            .map(|_| PaddedWord(std::sync::atomic::AtomicU64::new(0)))
+            .collect(),
+    );
+    let subjects: [&dyn HitPath; 5] = [&ours, &opt, &mlru, &quick, &bare];
+    let mut res = vec![vec![Vec::new(); 5]; 2];
     for s in subjects {
         run_threads(s, 1, &ks); // warm-up
     }
@@ -442,6 +462,13 @@ fn hit_path(ops: usize, rounds: usize) {
             m[ti][1],
             "quick_cache",
             m[ti][3],
+            "ns",
+        );
+        line(
+            &format!("pin_unpin_{t}"),
+            m[ti][0],
+            "bare_rmw_pair",
+            m[ti][4],
             "ns",
         );
     }

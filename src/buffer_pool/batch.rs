@@ -35,6 +35,8 @@ struct Log {
     len: usize,
     hits: u64,
     optimistic: u64,
+    /// xorshift state for sampling optimistic reads.
+    rng: u64,
     entries: [u64; BATCH],
 }
 
@@ -57,7 +59,7 @@ impl Log {
 
 thread_local! {
     static LOG: UnsafeCell<Log> = const {
-        UnsafeCell::new(Log { uid: 0, len: 0, hits: 0, optimistic: 0, entries: [0; BATCH] })
+        UnsafeCell::new(Log { uid: 0, len: 0, hits: 0, optimistic: 0, rng: 0x9E37_79B9_7F4A_7C15, entries: [0; BATCH] })
     };
     static OWNER: Owner = const { Owner(RefCell::new(None)) };
 }
@@ -89,9 +91,9 @@ fn flush_to(l: &mut Log, pool: Option<&Weak<Shared>>) {
 }
 
 /// Records a hit on `frame` holding `page` (`cold`: the frame was in the
-/// cooling stage; `optimistic`: an optimistic read).
+/// cooling stage).
 #[inline(always)]
-pub(crate) fn record(shared: &Arc<Shared>, frame: u32, page: u64, cold: bool, optimistic: bool) {
+pub(crate) fn record(shared: &Arc<Shared>, frame: u32, page: u64, cold: bool) {
     let entry = (page << 32) | u64::from(frame) | if cold { COLD_HIT } else { 0 };
     LOG.with(|l| {
         // SAFETY: the log is this thread's own; the reference does not escape
@@ -101,14 +103,43 @@ pub(crate) fn record(shared: &Arc<Shared>, frame: u32, page: u64, cold: bool, op
         if l.uid != shared.uid {
             switch(l, shared);
         }
-        l.entries[l.len] = entry;
-        l.len += 1;
         l.hits += 1;
-        l.optimistic += u64::from(optimistic);
-        if l.len >= TRY_AT {
-            full(l, shared);
+        push(l, shared, entry);
+    });
+}
+
+/// Records an optimistic read of `frame` holding `page`: it is counted, and
+/// logged for the policy with probability `1 / sample` (a power of two).
+#[inline(always)]
+pub(crate) fn record_optimistic(shared: &Arc<Shared>, frame: u32, page: u64, sample_mask: u64) {
+    LOG.with(|l| {
+        // SAFETY: as in `record`.
+        let l = unsafe { &mut *l.get() };
+        if l.uid != shared.uid {
+            switch(l, shared);
+        }
+        l.hits += 1;
+        l.optimistic += 1;
+        // xorshift64: sampling at random, not every n-th read, so a cyclic
+        // access pattern does not always log the same pages.
+        let mut x = l.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        l.rng = x;
+        if x & sample_mask == 0 {
+            push(l, shared, (page << 32) | u64::from(frame));
         }
     });
+}
+
+#[inline(always)]
+fn push(l: &mut Log, shared: &Shared, entry: u64) {
+    l.entries[l.len] = entry;
+    l.len += 1;
+    if l.len >= TRY_AT {
+        full(l, shared);
+    }
 }
 
 #[cold]

@@ -25,6 +25,7 @@ pub struct BufferPoolBuilder {
     pressure: Option<Arc<PressureManager>>,
     ring_bytes: usize,
     huge_pages: bool,
+    optimistic_sample: u64,
 }
 
 impl Default for BufferPoolBuilder {
@@ -41,6 +42,7 @@ impl Default for BufferPoolBuilder {
             pressure: None,
             ring_bytes: 256 << 10,
             huge_pages: true,
+            optimistic_sample: 8,
         }
     }
 }
@@ -124,6 +126,17 @@ impl BufferPoolBuilder {
         self.ring_bytes = bytes;
         self
     }
+    /// Log one optimistic read in `n` (on average, at random; rounded up to
+    /// a power of two, default 8) for the eviction policy; every read still
+    /// counts as a hit. 1 logs all of them, as pinned fetches always are.
+    /// Sampling keeps the optimistic path from writing shared policy state on
+    /// every read (LeanStore and vmcache record nothing there); a page read
+    /// only optimistically is still protected by its sampled accesses and, once
+    /// cold, by the rescue its next read performs.
+    pub fn optimistic_sampling(mut self, n: u64) -> Self {
+        self.optimistic_sample = n.clamp(1, 1 << 20).next_power_of_two();
+        self
+    }
     /// Map the frames for transparent huge pages when they span ≥ 2 MiB
     /// (default on).
     pub fn huge_pages(mut self, on: bool) -> Self {
@@ -189,6 +202,7 @@ impl BufferPoolBuilder {
             pressure: self.pressure,
             ring_pages: (self.ring_bytes / ps).max(1),
             huge_pages: self.huge_pages,
+            optimistic_sample: self.optimistic_sample,
         })?);
         if let Some((interval, budget)) = self.flusher {
             flusher::start(&shared, interval, budget)?;

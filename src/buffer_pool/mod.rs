@@ -139,8 +139,11 @@ mod api {
         /// Runs `read` on page `id` without pinning it: the page's version is
         /// read before and checked after, and `read` runs again if a writer or
         /// an eviction intervened (after a few tries, or when the page is not
-        /// resident, the page is pinned instead). `read` must be free of side
-        /// effects it cannot repeat, and may see torn values on a failed try.
+        /// resident, or is cold, the page is pinned instead). `read` must be
+        /// free of side effects it cannot repeat, and may see torn values on a
+        /// failed try. Every read counts as a hit; one in
+        /// `optimistic_sampling` (8 by default) is logged for the policy, so
+        /// that this path writes (almost) nothing shared.
         pub fn read_optimistic<R>(
             &self,
             id: PageId,
@@ -158,7 +161,7 @@ mod api {
                         );
                         let r = read(&view);
                         if fm.optimistic_validate(stamp) {
-                            batch::record(s, f, id, false, true);
+                            batch::record_optimistic(s, f, id, s.optimistic_mask);
                             return Ok(r);
                         }
                         // Relaxed: a statistics counter.

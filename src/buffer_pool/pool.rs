@@ -166,6 +166,8 @@ pub(crate) struct Shared {
     pub(crate) c: Counters,
     pub(crate) flusher: Mutex<Option<flusher::Handle>>,
     pub(crate) ring_pages: usize,
+    /// `sample − 1` for optimistic reads (see `BufferPoolBuilder::optimistic_sampling`).
+    pub(crate) optimistic_mask: u64,
     kind: Policy,
 }
 
@@ -181,6 +183,7 @@ pub(crate) struct Config {
     pub(crate) pressure: Option<Arc<PressureManager>>,
     pub(crate) ring_pages: usize,
     pub(crate) huge_pages: bool,
+    pub(crate) optimistic_sample: u64,
 }
 
 impl Shared {
@@ -216,6 +219,7 @@ impl Shared {
             c: Counters::default(),
             flusher: Mutex::new(None),
             ring_pages: cfg.ring_pages,
+            optimistic_mask: cfg.optimistic_sample - 1,
             kind,
         })
     }
@@ -276,7 +280,7 @@ impl Shared {
         if old & (COLD | RING) != 0 {
             cold = self.touch_special(f, old, scan);
         }
-        batch::record(self, f, id, cold, false);
+        batch::record(self, f, id, cold);
     }
 
     #[cold]
