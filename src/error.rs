@@ -72,6 +72,54 @@ pub enum Error {
         /// The advice given.
         advice: &'static str,
     },
+    /// A page read from disk failed its checksum (torn or corrupt write, or a
+    /// page written at the wrong place): its contents are never returned.
+    #[error("page {page} is corrupt: checksum or header mismatch")]
+    Corrupt {
+        /// The page id.
+        page: u64,
+    },
+    /// Every frame of the buffer pool is pinned (or being loaded), so no page can
+    /// be brought in; release a guard and retry.
+    #[error("buffer pool exhausted: all {frames} frames are pinned")]
+    PoolExhausted {
+        /// Frames in the pool.
+        frames: usize,
+    },
+    /// The page does not exist (never allocated, deleted, or an id out of range).
+    #[error("page {page} not found")]
+    PageNotFound {
+        /// The page id.
+        page: u64,
+    },
+    /// The page is pinned, so it cannot be deleted now.
+    #[error("page {page} is pinned ({pins} pins)")]
+    PagePinned {
+        /// The page id.
+        page: u64,
+        /// Pins (read guards) held when refused; a write guard counts as one.
+        pins: u32,
+    },
+    /// A latch on a page was not granted within the pool's latch timeout (for
+    /// instance a write guard requested while this thread holds a read guard on
+    /// the same page): returned instead of waiting for ever.
+    #[error("page {page}: latch not granted within {waited_ms} ms")]
+    LatchTimeout {
+        /// The page id.
+        page: u64,
+        /// How long the caller waited, ms.
+        waited_ms: u64,
+    },
+    /// A disk operation failed (the `errno` it gave; `EBADF` for a closed file).
+    #[error("disk {op} of page {page} failed with errno {errno}")]
+    Io {
+        /// The operation (`read`, `write`, `sync`, `open`, …).
+        op: &'static str,
+        /// The page concerned (`u64::MAX` when none).
+        page: u64,
+        /// The error number.
+        errno: i32,
+    },
     /// The kernel rejected a request (the `errno` it gave).
     #[error("{op} failed with errno {errno}")]
     Os {

@@ -6,6 +6,7 @@
 
 #[cfg(not(rustydb_loom))]
 pub mod arena;
+pub mod buffer_pool;
 #[cfg(not(rustydb_loom))]
 pub mod debug;
 mod error;
@@ -38,6 +39,11 @@ pub mod loom_api;
 
 #[cfg(not(rustydb_loom))]
 pub use arena::{Checkpoint, ContextStats, MemoryContext, SharedContext};
+#[cfg(not(rustydb_loom))]
+pub use buffer_pool::{
+    BufferPool, BufferPoolBuilder, BufferPoolStats, DiskManager, EvictionPolicy, FileDisk, MemDisk,
+    PageId, Policy, ReadGuard, Tier, WriteGuard,
+};
 #[cfg(not(rustydb_loom))]
 pub use debug::{DebugAlloc, DebugLevel};
 pub use error::{Error, Result};

@@ -122,3 +122,129 @@ fn collect(mut p: *mut Magazine) -> Vec<MagazineBox> {
     }
     v
 }
+
+// ---------------------------------------------------------------------------
+// Buffer pool: the frame state word and the page table, in a two-frame pool.
+
+use crate::buffer_pool::frame::{FrameMeta, Pin};
+use crate::buffer_pool::page_table::PageTable;
+use crate::sync::{AtomicU64, Ordering, UnsafeCell};
+
+/// A two-frame buffer pool over the real state-word (`frame.rs`) and
+/// page-table (`page_table.rs`) code. Each frame's "bytes" are one `u64` in a
+/// loom `UnsafeCell`, so loom reports any access the protocol fails to order;
+/// page `p` holds `p * 1000 + n` after its `n`-th write. `mirror` is the same
+/// value in an atomic, for optimistic readers (which may race by design).
+#[derive(Debug)]
+pub struct PoolModel {
+    frames: [FrameMeta; 2],
+    data: [UnsafeCell<u64>; 2],
+    mirror: [AtomicU64; 2],
+    table: PageTable,
+}
+
+impl Default for PoolModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolModel {
+    /// Page 10 in frame 0 and page 20 in frame 1, both clean.
+    pub fn new() -> Self {
+        let m = Self {
+            frames: [FrameMeta::new(), FrameMeta::new()],
+            data: [UnsafeCell::new(10_000), UnsafeCell::new(20_000)],
+            mirror: [AtomicU64::new(10_000), AtomicU64::new(20_000)],
+            table: PageTable::new(2),
+        };
+        for (f, page) in [(0u32, 10u64), (1, 20)] {
+            m.frames[f as usize].page.store(page, Ordering::Relaxed);
+            m.table.insert(page, f);
+        }
+        m
+    }
+
+    /// Pins `page`, reads its value and unpins; `None` if it is not resident.
+    pub fn read(&self, page: u64) -> Option<u64> {
+        loop {
+            let f = self.table.get(page)? as usize;
+            match self.frames[f].pin_shared(page) {
+                Pin::Done(_) => {
+                    // SAFETY: a shared pin keeps writers and evictors out of the
+                    // frame (the property under test: loom flags a violation).
+                    let v = self.data[f].with(|p| unsafe { *p });
+                    self.frames[f].unpin_shared();
+                    return Some(v);
+                }
+                Pin::Busy | Pin::Moved | Pin::Overflow => loom::thread::yield_now(),
+            }
+        }
+    }
+
+    /// Latches `page`, increments its value and unlatches; `false` if not resident.
+    pub fn write(&self, page: u64) -> bool {
+        loop {
+            let Some(f) = self.table.get(page) else {
+                return false;
+            };
+            let f = f as usize;
+            match self.frames[f].try_lock_exclusive(page, 0) {
+                Pin::Done(_) => {
+                    // SAFETY: the exclusive latch makes this the only access.
+                    let v = self.data[f].with_mut(|p| unsafe {
+                        *p += 1;
+                        *p
+                    });
+                    self.mirror[f].store(v, Ordering::Relaxed);
+                    self.frames[f].unlock_exclusive();
+                    return true;
+                }
+                _ => loom::thread::yield_now(),
+            }
+        }
+    }
+
+    /// Evicts an unpinned frame (writing its value back, if dirty, into
+    /// `written_back`) and loads page `new` into it; returns the evicted page.
+    pub fn evict_and_load(&self, new: u64, written_back: &AtomicU64) -> Option<u64> {
+        for f in 0..2u32 {
+            let fm = &self.frames[f as usize];
+            let Some(s) = fm.try_begin_io(0, 0) else {
+                continue;
+            };
+            let old = fm.page.load(Ordering::Relaxed);
+            self.table.insert(new, f);
+            if s & crate::buffer_pool::frame::DIRTY != 0 {
+                // SAFETY: IO ownership: nobody else touches the bytes.
+                let v = self.data[f as usize].with(|p| unsafe { *p });
+                written_back.store(v, Ordering::Relaxed);
+            }
+            self.table.remove(old);
+            fm.io_update(crate::buffer_pool::frame::DIRTY, 0);
+            // SAFETY: as above.
+            self.data[f as usize].with_mut(|p| unsafe { *p = new * 1000 });
+            self.mirror[f as usize].store(new * 1000, Ordering::Relaxed);
+            fm.page.store(new, Ordering::Relaxed);
+            fm.finish_io(0);
+            return Some(old);
+        }
+        None
+    }
+
+    /// An optimistic read of `page`'s value: `Some` only if validated.
+    pub fn read_optimistic(&self, page: u64) -> Option<u64> {
+        let f = self.table.get(page)? as usize;
+        let stamp = self.frames[f].optimistic_begin(page).ok()?;
+        let v = self.mirror[f].load(Ordering::Relaxed);
+        self.frames[f].optimistic_validate(stamp).then_some(v)
+    }
+
+    /// Pins held on both frames (0 when every guard is gone).
+    pub fn pins(&self) -> u64 {
+        self.frames
+            .iter()
+            .map(|f| crate::buffer_pool::frame::pins(f.load()))
+            .sum()
+    }
+}
