@@ -210,3 +210,98 @@ fn prometheus_exposition_parses_and_matches_stats() {
     );
     assert!(values.contains_key("rustydb_memory_fragmentation_ratio"));
 }
+
+#[test]
+fn a_real_buffer_pool_gives_clean_frames_back_and_dirty_pages_reach_disk() {
+    use rustydb_memory::{BufferPool, FileDisk, Policy};
+
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("rustydb-manager-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pages.db");
+    let _ = std::fs::remove_file(&path);
+    let pool = Arc::new(
+        BufferPool::builder()
+            .frames(256)
+            .page_size(4096)
+            .policy(Policy::Arc)
+            .disk(FileDisk::open(&path, 4096).unwrap())
+            .build()
+            .unwrap(),
+    );
+    // 200 pages: the first 100 flushed (clean), the other 100 left dirty.
+    let mut ids = Vec::new();
+    for i in 0..200u64 {
+        let mut g = pool.new_page().unwrap();
+        g.fill(i as u8);
+        ids.push(g.page_id());
+    }
+    for &id in &ids[..100] {
+        pool.flush(id).unwrap();
+    }
+    // A budget small enough that the pool's 800 KiB matters.
+    let budget = 2u64 << 20;
+    let base = Arc::new(AtomicU64::new(0));
+    let (b, p) = (base.clone(), pool.clone());
+    let m = MemoryManager::builder()
+        .budget(budget)
+        .usage_source(UsageSource::Function(Arc::new(move || {
+            b.load(Ordering::Relaxed) + (p.stats().resident * 4096) as u64
+        })))
+        .monitor(false)
+        .build()
+        .unwrap();
+    m.register_buffer_pool(&pool);
+    let held = (pool.stats().resident * 4096) as u64;
+    assert!(held >= 200 * 4096);
+
+    // Warning: the pool is not touched.
+    base.store(budget * 85 / 100 - held, Ordering::Relaxed);
+    assert_eq!(m.check_now(), PressureLevel::Warning);
+    assert_eq!(pool.stats().resident, 200);
+
+    // Critical (93 %): the pool gives clean frames back until usage is under
+    // 90 % − 2 % (about 26 pages' worth).
+    base.store(budget * 93 / 100 - held, Ordering::Relaxed);
+    let level = m.check_now();
+    assert!(level < PressureLevel::Critical, "{level:?}");
+    let resident = pool.stats().resident;
+    assert!(
+        resident < 200 && resident >= 100,
+        "clean frames released, dirty kept: {resident}"
+    );
+    for &id in &ids[100..] {
+        assert!(pool.is_resident(id), "dirty page {id} dropped");
+    }
+    let ev = m.history().pop().unwrap();
+    let bp = ev
+        .callbacks
+        .iter()
+        .find(|c| c.name == "buffer-pools")
+        .expect("pool reclaimer ran");
+    assert!(bp.released > 0);
+    let s = m.stats();
+    assert_eq!(s.buffer_pools.len(), 1);
+    assert!(
+        s.buffer_pools[0].hits + s.buffer_pools[0].misses > 0 || s.buffer_pools[0].resident > 0
+    );
+
+    // Every page, dirty or not, is on disk after a flush and a reopen.
+    pool.flush_all().unwrap();
+    drop(m);
+    drop(pool);
+    let reopened = BufferPool::builder()
+        .frames(64)
+        .page_size(4096)
+        .disk(FileDisk::open(&path, 4096).unwrap())
+        .build()
+        .unwrap();
+    for (i, &id) in ids.iter().enumerate() {
+        let g = reopened.fetch_read(id).unwrap();
+        assert!(
+            g.iter().all(|&x| x == i as u8),
+            "page {id} lost its contents"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,6 +21,7 @@ mod prometheus;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use crate::buffer_pool::{BufferPool, BufferPoolStats};
 use crate::debug::{ComponentStats, DebugAlloc, DebugStats, LeakReport, LeakScope, Mark};
 use crate::pressure::{
     CallbackHandle, Consumer, PressureEvent, PressureLevel, PressureManager,
@@ -55,6 +56,20 @@ pub trait DebugSource: Send + Sync {
     fn mark(&self) -> Mark;
 }
 
+/// A buffer pool gives back clean frames (`shrink_clean`); dirty pages are
+/// never dropped.
+impl Reclaimable for BufferPool {
+    fn name(&self) -> String {
+        format!("buffer-pool-{:?}", self.policy()).to_lowercase()
+    }
+    fn held_bytes(&self) -> u64 {
+        (self.stats().resident * self.page_size()) as u64
+    }
+    fn reclaim(&self, bytes: u64) -> u64 {
+        self.shrink_clean(bytes.min(usize::MAX as u64) as usize) as u64
+    }
+}
+
 impl<A: core::alloc::GlobalAlloc + Send + Sync> DebugSource for DebugAlloc<A> {
     fn debug_stats(&self) -> DebugStats {
         self.stats()
@@ -76,6 +91,7 @@ type PoolList = Arc<Mutex<Vec<Weak<dyn Reclaimable>>>>;
 pub struct MemoryManager {
     pressure: PressureManager,
     pools: PoolList,
+    buffer_pools: Mutex<Vec<Weak<BufferPool>>>,
     debugger: Mutex<Option<&'static dyn DebugSource>>,
     _handles: Vec<CallbackHandle>,
 }
@@ -174,6 +190,7 @@ impl MemoryManagerBuilder {
         Ok(MemoryManager {
             pressure,
             pools,
+            buffer_pools: Mutex::new(Vec::new()),
             debugger: Mutex::new(None),
             _handles: handles,
         })
@@ -229,6 +246,22 @@ impl MemoryManager {
     /// dropped from the list when the last `Arc` goes.
     pub fn register_pool(&self, pool: Arc<dyn Reclaimable>) {
         lock(&self.pools).push(Arc::downgrade(&pool));
+    }
+
+    /// Adds a buffer pool: its clean frames go to the Critical-level reclaimer and
+    /// its figures (per tier and policy) to `stats().buffer_pools`.
+    pub fn register_buffer_pool(&self, pool: &Arc<BufferPool>) {
+        self.register_pool(pool.clone());
+        lock(&self.buffer_pools).push(Arc::downgrade(pool));
+    }
+
+    pub(crate) fn buffer_pool_stats(&self) -> Vec<BufferPoolStats> {
+        let mut g = lock(&self.buffer_pools);
+        g.retain(|w| w.strong_count() > 0);
+        g.iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.stats())
+            .collect()
     }
 
     /// Reports the debugger's figures in `stats()` (e.g. the global `DebugAlloc`).

@@ -37,8 +37,10 @@ pub struct MemoryStats {
     pub allocator: AllocStats,
     /// Live memory contexts.
     pub contexts: Vec<ContextStats>,
-    /// Registered pools.
+    /// Registered pools (anything reclaimable).
     pub pools: Vec<PoolStats>,
+    /// Registered buffer pools' own figures (hits, misses, tiers, policy).
+    pub buffer_pools: Vec<crate::buffer_pool::BufferPoolStats>,
     /// Pressure counters and reading.
     pub pressure: PressureStats,
     /// The most recent pressure events (up to 16), oldest first.
@@ -65,6 +67,7 @@ pub(super) fn collect(m: &MemoryManager) -> MemoryStats {
     MemoryStats {
         allocator,
         contexts: arena::contexts(),
+        buffer_pools: m.buffer_pool_stats(),
         pools: m
             .pools()
             .iter()
