@@ -267,7 +267,7 @@ fn a_real_buffer_pool_gives_clean_frames_back_and_dirty_pages_reach_disk() {
     assert!(level < PressureLevel::Critical, "{level:?}");
     let resident = pool.stats().resident;
     assert!(
-        resident < 200 && resident >= 100,
+        (100..200).contains(&resident),
         "clean frames released, dirty kept: {resident}"
     );
     for &id in &ids[100..] {
