@@ -159,6 +159,7 @@ impl PoolModel {
             table: PageTable::new(2),
         };
         for (f, page) in [(0u32, 10u64), (1, 20)] {
+            // Relaxed: set up before any thread of the model exists.
             m.frames[f as usize].page.store(page, Ordering::Relaxed);
             m.table.insert(page, f);
         }
@@ -196,6 +197,8 @@ impl PoolModel {
                         *p += 1;
                         *p
                     });
+                    // Relaxed: published by `unlock_exclusive`'s Release; read
+                    // by optimistic readers that validate the version after.
                     self.mirror[f].store(v, Ordering::Relaxed);
                     self.frames[f].unlock_exclusive();
                     return true;
@@ -213,17 +216,20 @@ impl PoolModel {
             let Some(s) = fm.try_begin_io(0, 0) else {
                 continue;
             };
+            // Relaxed: the frame is owned (IO); the id was published before.
             let old = fm.page.load(Ordering::Relaxed);
             self.table.insert(new, f);
             if s & crate::buffer_pool::frame::DIRTY != 0 {
                 // SAFETY: IO ownership: nobody else touches the bytes.
                 let v = self.data[f as usize].with(|p| unsafe { *p });
+                // Relaxed: read by the test after joining the threads.
                 written_back.store(v, Ordering::Relaxed);
             }
             self.table.remove(old);
             fm.io_update(crate::buffer_pool::frame::DIRTY, 0);
             // SAFETY: as above.
             self.data[f as usize].with_mut(|p| unsafe { *p = new * 1000 });
+            // Relaxed: published by `finish_io`'s Release.
             self.mirror[f as usize].store(new * 1000, Ordering::Relaxed);
             fm.page.store(new, Ordering::Relaxed);
             fm.finish_io(0);
@@ -236,6 +242,7 @@ impl PoolModel {
     pub fn read_optimistic(&self, page: u64) -> Option<u64> {
         let f = self.table.get(page)? as usize;
         let stamp = self.frames[f].optimistic_begin(page).ok()?;
+        // Relaxed: the seqlock read; `optimistic_validate` decides.
         let v = self.mirror[f].load(Ordering::Relaxed);
         self.frames[f].optimistic_validate(stamp).then_some(v)
     }

@@ -180,6 +180,8 @@ impl FrameMeta {
         if s & (BUSY | PIN_MASK | forbid) != 0 || s & require != require {
             return None;
         }
+        // Acquire on success: as the load above; Relaxed on failure: the
+        // caller only learns that the frame is busy.
         match self
             .state
             .compare_exchange(s, s | IO, Ordering::Acquire, Ordering::Relaxed)
@@ -211,6 +213,7 @@ impl FrameMeta {
             self.state.fetch_and(!clear, Ordering::Relaxed);
         }
         if set != 0 {
+            // Relaxed: as above.
             self.state.fetch_or(set, Ordering::Relaxed);
         }
     }

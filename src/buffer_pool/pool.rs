@@ -931,6 +931,7 @@ impl Shared {
             g.fresh.push(f);
             released += self.page_size;
         }
+        // Relaxed: a statistics counter.
         self.c
             .released
             .fetch_add(released as u64, Ordering::Relaxed);
