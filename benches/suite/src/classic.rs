@@ -415,11 +415,13 @@ fn rp_size(rng: &mut Rng) -> usize {
 
 /// rptest-like (rpmalloc's benchmark): each thread, per iteration, allocates 256
 /// blocks of random size 16–8 000 B, frees a random quarter of them at once in
-/// random order, hands an eighth to the next thread (which frees them), frees
+/// random order, hands an eighth to the next thread (which frees them; at most 8
+/// such batches wait per thread, beyond that the sender frees them itself), frees
 /// what it was handed, and keeps the rest live for 8 iterations.
 pub fn rptest(threads: usize, iterations: usize) -> u64 {
     const BATCH: usize = 256;
     const KEEP: usize = 8;
+    const MAILBOX: usize = 8;
     let mailboxes: Vec<Mutex<Vec<Vec<Blk>>>> =
         (0..threads).map(|_| Mutex::new(Vec::new())).collect();
     let sums = par(threads, |t| {
@@ -438,10 +440,21 @@ pub fn rptest(threads: usize, iterations: usize) -> u64 {
                 batch.swap_remove(i).free();
             }
             let give = batch.split_off(batch.len() - BATCH / 8);
-            mailboxes[(t + 1) % threads]
-                .lock()
-                .unwrap_or_else(|_| fail("lock"))
-                .push(give);
+            {
+                let mut next = mailboxes[(t + 1) % threads]
+                    .lock()
+                    .unwrap_or_else(|_| fail("lock"));
+                if next.len() < MAILBOX {
+                    next.push(give);
+                } else {
+                    // The next thread is behind (descheduled): keep the memory in
+                    // flight bounded, whatever the scheduling.
+                    drop(next);
+                    for b in give {
+                        b.free();
+                    }
+                }
+            }
             let got = std::mem::take(&mut *mailboxes[t].lock().unwrap_or_else(|_| fail("lock")));
             for b in got.into_iter().flatten() {
                 b.free();

@@ -95,49 +95,49 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "batch",
         threads: 2,
-        size: 1_000,
+        size: 2_000,
         unit: "rounds of 10k allocs then 10k frees per thread",
         run: whole!(classic::batch),
     },
     Workload {
         name: "sh6bench",
         threads: 2,
-        size: 1_000,
+        size: 5_000,
         unit: "rounds of 8k allocs per thread",
         run: whole!(classic::sh6bench),
     },
     Workload {
         name: "larson",
         threads: 2,
-        size: 5_000_000,
+        size: 20_000_000,
         unit: "replacements per thread",
         run: whole!(classic::larson),
     },
     Workload {
         name: "xmalloc",
         threads: 2,
-        size: 5_000_000,
+        size: 20_000_000,
         unit: "blocks per producer",
         run: whole!(classic::xmalloc),
     },
     Workload {
         name: "mstress",
         threads: 2,
-        size: 2_000_000,
+        size: 10_000_000,
         unit: "steps per thread",
         run: whole!(classic::mstress),
     },
     Workload {
         name: "cache-scratch",
         threads: 2,
-        size: 100_000,
+        size: 1_000_000,
         unit: "increments per object (1000 objects per thread)",
         run: whole!(classic::cache_scratch),
     },
     Workload {
         name: "rptest",
         threads: 2,
-        size: 5_000,
+        size: 100_000,
         unit: "iterations of 256 blocks per thread",
         run: whole!(classic::rptest),
     },
@@ -301,5 +301,22 @@ fn print_stats() {
     eprintln!("{:#?}", GLOBAL.stats());
 }
 
-#[cfg(not(feature = "ours"))]
+#[cfg(feature = "jemalloc")]
+fn print_stats() {
+    unsafe extern "C" {
+        /// jemalloc's `malloc_stats_print` (prefixed in tikv-jemalloc-sys).
+        fn _rjem_malloc_stats_print(
+            write_cb: Option<
+                unsafe extern "C" fn(*mut core::ffi::c_void, *const core::ffi::c_char),
+            >,
+            cbopaque: *mut core::ffi::c_void,
+            opts: *const core::ffi::c_char,
+        );
+    }
+    // SAFETY: null callback and opaque pointer: jemalloc writes to stderr; the
+    // options string is NUL-terminated (bins, large classes and mutexes omitted).
+    unsafe { _rjem_malloc_stats_print(None, core::ptr::null_mut(), c"blxm".as_ptr()) };
+}
+
+#[cfg(not(any(feature = "ours", feature = "jemalloc")))]
 fn print_stats() {}
