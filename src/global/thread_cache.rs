@@ -260,6 +260,10 @@ fn alloc_slow(tc: &ThreadCache, class: usize) -> *mut u8 {
         if n == 0 {
             return ptr::null_mut();
         }
+        // The slab hands objects out in ascending address order; pops take the
+        // top of the stack, so reverse the batch to keep that order (a walk over
+        // freshly allocated objects then moves forward through memory).
+        (&mut (*m).rounds)[..n].reverse();
         (*m).set_len(n);
         pop(m)
     }
