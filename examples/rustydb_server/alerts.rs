@@ -55,7 +55,14 @@ pub struct Alerts {
 
 impl Alerts {
     /// Raises an alert; returns its id.
-    pub fn raise(&self, severity: &str, source: &'static str, message: String, active: bool, details: Value) -> u64 {
+    pub fn raise(
+        &self,
+        severity: &str,
+        source: &'static str,
+        message: String,
+        active: bool,
+        details: Value,
+    ) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let now = unix_ms();
         let a = Alert {
@@ -84,7 +91,10 @@ impl Alerts {
         let now = unix_ms();
         let mut l = self.list.lock().unwrap_or_else(|e| e.into_inner());
         let mut n = 0;
-        for a in l.iter_mut().filter(|a| a.source == source && a.state == "active") {
+        for a in l
+            .iter_mut()
+            .filter(|a| a.source == source && a.state == "active")
+        {
             a.state = "resolved";
             a.resolved_at_ms = Some(now);
             n += 1;
@@ -174,7 +184,11 @@ impl Webhook {
             created_at_ms: self.created_ms,
             deliveries: self.deliveries.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
-            last_result: self.last_result.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            last_result: self
+                .last_result
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -186,13 +200,17 @@ pub fn parse_loopback_url(url: &str) -> Result<(SocketAddr, String, String), Pro
         .parse()
         .map_err(|e| Problem::bad_request(format!("`url` is not a URL: {e}")))?;
     if uri.scheme_str() != Some("http") {
-        return Err(Problem::bad_request("webhook URLs must use http:// (to a loopback address)"));
+        return Err(Problem::bad_request(
+            "webhook URLs must use http:// (to a loopback address)",
+        ));
     }
     let auth = uri
         .authority()
         .ok_or_else(|| Problem::bad_request("the webhook URL has no host"))?;
     if auth.as_str().contains('@') {
-        return Err(Problem::bad_request("webhook URLs may not carry credentials"));
+        return Err(Problem::bad_request(
+            "webhook URLs may not carry credentials",
+        ));
     }
     let host = auth.host().trim_start_matches('[').trim_end_matches(']');
     let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
@@ -288,9 +306,10 @@ async fn post(w: &Webhook, payload: Arc<Vec<u8>>) -> Result<u16, String> {
     let stream = tokio::net::TcpStream::connect(w.target)
         .await
         .map_err(|e| format!("connect {}: {e}", w.target))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -316,7 +335,10 @@ mod tests {
         assert!(parse_loopback_url("http://127.8.9.10/x?y=1").is_ok());
         assert!(parse_loopback_url("http://[::1]:8081/").is_ok());
         let (a, _, p) = parse_loopback_url("http://localhost:1234/a/b").unwrap();
-        assert_eq!((a.to_string().as_str(), p.as_str()), ("127.0.0.1:1234", "/a/b"));
+        assert_eq!(
+            (a.to_string().as_str(), p.as_str()),
+            ("127.0.0.1:1234", "/a/b")
+        );
         for bad in [
             "https://127.0.0.1/",
             "http://10.0.0.1/",

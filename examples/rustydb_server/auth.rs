@@ -301,30 +301,67 @@ mod tests {
 
     #[test]
     fn roles_and_errors() {
-        let a = Auth::new("admin-token-0123456789", None, Some("ro-token-0123456789"), false);
+        let a = Auth::new(
+            "admin-token-0123456789",
+            None,
+            Some("ro-token-0123456789"),
+            false,
+        );
         let none = HeaderMap::new();
         assert_eq!(
-            a.check(&none, Access::Role(Role::Readonly)).unwrap_err().status,
+            a.check(&none, Access::Role(Role::Readonly))
+                .unwrap_err()
+                .status,
             401
         );
         assert!(a.check(&none, Access::Open).unwrap().is_none());
-        let bad = a.check(&h("Bearer nope"), Access::Role(Role::Readonly)).unwrap_err();
+        let bad = a
+            .check(&h("Bearer nope"), Access::Role(Role::Readonly))
+            .unwrap_err();
         assert_eq!(bad.status, 401);
-        assert!(bad.headers.iter().any(|(k, v)| *k == "www-authenticate" && v.contains("invalid_token")));
+        assert!(
+            bad.headers
+                .iter()
+                .any(|(k, v)| *k == "www-authenticate" && v.contains("invalid_token"))
+        );
         assert_eq!(
-            a.check(&h("Basic abc"), Access::Role(Role::Readonly)).unwrap_err().status,
+            a.check(&h("Basic abc"), Access::Role(Role::Readonly))
+                .unwrap_err()
+                .status,
             401
         );
         let ro = h("Bearer ro-token-0123456789");
-        assert_eq!(a.check(&ro, Access::Role(Role::Readonly)).unwrap().unwrap().role, Role::Readonly);
-        assert_eq!(a.check(&ro, Access::Role(Role::Readwrite)).unwrap_err().status, 403);
+        assert_eq!(
+            a.check(&ro, Access::Role(Role::Readonly))
+                .unwrap()
+                .unwrap()
+                .role,
+            Role::Readonly
+        );
+        assert_eq!(
+            a.check(&ro, Access::Role(Role::Readwrite))
+                .unwrap_err()
+                .status,
+            403
+        );
         let ad = h("bearer admin-token-0123456789");
-        assert_eq!(a.check(&ad, Access::Role(Role::Admin)).unwrap().unwrap().role, Role::Admin);
+        assert_eq!(
+            a.check(&ad, Access::Role(Role::Admin))
+                .unwrap()
+                .unwrap()
+                .role,
+            Role::Admin
+        );
         let (info, secret) = a.mint(Role::Readwrite, "ci").unwrap();
         let rw = h(&format!("Bearer {secret}"));
         assert!(a.check(&rw, Access::Role(Role::Readwrite)).is_ok());
         assert!(a.revoke(info.token_id).unwrap());
-        assert_eq!(a.check(&rw, Access::Role(Role::Readonly)).unwrap_err().status, 401);
+        assert_eq!(
+            a.check(&rw, Access::Role(Role::Readonly))
+                .unwrap_err()
+                .status,
+            401
+        );
         assert!(a.revoke(1).is_err());
     }
 }

@@ -213,9 +213,7 @@ impl Config {
             } else if VALUE_FLAGS.contains(&name.as_str()) {
                 let v = match inline {
                     Some(v) => v,
-                    None => it
-                        .next()
-                        .ok_or_else(|| format!("--{name} needs a value"))?,
+                    None => it.next().ok_or_else(|| format!("--{name} needs a value"))?,
                 };
                 given.push((name, Some(v)));
             } else {

@@ -92,7 +92,12 @@ pub struct Connections {
 impl Connections {
     /// Registers an accepted connection; `None` (and counted as refused) when
     /// `max` are open already.
-    pub fn open(self: &Arc<Self>, peer: SocketAddr, local: SocketAddr, max: usize) -> Option<ConnGuard> {
+    pub fn open(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        max: usize,
+    ) -> Option<ConnGuard> {
         let mut m = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= max {
             self.refused.fetch_add(1, Ordering::Relaxed);

@@ -114,9 +114,10 @@ mod tests {
             let g = q.lock();
             g.try_alloc_layout(Layout::from_size_align(100 << 10, 16).unwrap())
                 .unwrap();
-            assert!(g
-                .try_alloc_layout(Layout::from_size_align(200 << 10, 16).unwrap())
-                .is_err());
+            assert!(
+                g.try_alloc_layout(Layout::from_size_align(200 << 10, 16).unwrap())
+                    .is_err()
+            );
             g.used()
         });
         assert!(t.join().unwrap() >= 100 << 10);

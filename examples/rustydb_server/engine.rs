@@ -20,7 +20,18 @@ use serde_json::Value;
 use super::problem::Problem;
 
 /// Isolation levels (the engine decides what it honours and reports it back).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, async_graphql::Enum, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    async_graphql::Enum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
 pub enum IsolationLevel {
@@ -85,7 +96,9 @@ pub struct QueryOutput {
 }
 
 /// A column of a table definition.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, async_graphql::SimpleObject,
+)]
 #[graphql(name = "ColumnType")]
 pub struct ColumnDef {
     /// Name.
@@ -187,7 +200,9 @@ impl SqlError {
                 "SQL engine not available",
                 d,
             ),
-            SqlError::Invalid(_) => Problem::new(StatusCode::BAD_REQUEST, "bad-sql", "Invalid SQL", d),
+            SqlError::Invalid(_) => {
+                Problem::new(StatusCode::BAD_REQUEST, "bad-sql", "Invalid SQL", d)
+            }
             SqlError::NotFound(_) => Problem::not_found(d),
             SqlError::Conflict(_) => Problem::conflict(d),
             SqlError::ReadOnly => Problem::forbidden(d),
@@ -206,7 +221,9 @@ impl SqlError {
     /// From a library error raised by a query's memory context.
     pub fn from_memory(e: &rustydb_memory::Error, limit: u64) -> SqlError {
         match e {
-            rustydb_memory::Error::LimitExceeded { requested, limit, .. } => SqlError::MemoryLimit {
+            rustydb_memory::Error::LimitExceeded {
+                requested, limit, ..
+            } => SqlError::MemoryLimit {
                 limit: *limit as u64,
                 requested: *requested as u64,
             },
@@ -252,7 +269,10 @@ pub trait SqlEngine: Send + Sync + 'static {
     fn tables(&self) -> Result<Vec<TableInfo>, SqlError>;
     /// One table.
     fn table(&self, name: &str) -> Result<Option<TableInfo>, SqlError> {
-        Ok(self.tables()?.into_iter().find(|t| t.name.eq_ignore_ascii_case(name)))
+        Ok(self
+            .tables()?
+            .into_iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name)))
     }
     /// Buffer-pool figures the engine's storage sees: (hits, misses).
     fn cache_counters(&self) -> Option<(u64, u64)> {

@@ -102,14 +102,18 @@ pub async fn run_sql(
 ) -> Result<QueryResponse, ExecError> {
     admit(app, sql.len()).map_err(ExecError::Refused)?;
     let limit = app.cfg.query_memory_limit;
-    let parent: Arc<CtxNode> = txn.as_ref().map_or_else(|| session.ctx.clone(), |t| t.ctx.clone());
+    let parent: Arc<CtxNode> = txn
+        .as_ref()
+        .map_or_else(|| session.ctx.clone(), |t| t.ctx.clone());
     let mode = mode_of(who);
     let engine = app.engine.clone();
     let t0 = Instant::now();
     let sql2 = sql.clone();
     let txn2 = txn.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let _busy = txn2.as_ref().map(|t| t.busy.lock().unwrap_or_else(|e| e.into_inner()));
+        let _busy = txn2
+            .as_ref()
+            .map(|t| t.busy.lock().unwrap_or_else(|e| e.into_inner()));
         let q = parent.child("query".to_string(), Some(limit));
         let g = q.lock();
         let r = engine.execute(&QueryCall {
@@ -126,15 +130,23 @@ pub async fn run_sql(
     let (r, stats) = match joined {
         Ok(x) => x,
         Err(e) => {
-            let msg = if e.is_panic() { "the SQL engine panicked" } else { "the statement was cancelled" };
-            app.logs.error("sql", format!("{msg}: {}", super::querystats::normalise(&sql)));
+            let msg = if e.is_panic() {
+                "the SQL engine panicked"
+            } else {
+                "the statement was cancelled"
+            };
+            app.logs.error(
+                "sql",
+                format!("{msg}: {}", super::querystats::normalise(&sql)),
+            );
             (Err(SqlError::Internal(msg.into())), empty_stats())
         }
     };
     session.queries.fetch_add(1, Ordering::Relaxed);
     if let Some(t) = &txn {
         t.statements.fetch_add(1, Ordering::Relaxed);
-        t.last_active_ms.store(super::http::unix_ms(), Ordering::Relaxed);
+        t.last_active_ms
+            .store(super::http::unix_ms(), Ordering::Relaxed);
     }
     app.queries
         .record("sql", &sql, elapsed, r.is_ok(), app.cfg.slow_query_ms);

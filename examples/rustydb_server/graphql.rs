@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge, query};
 use async_graphql::{
-    Context, EmptySubscription, Enum, ErrorExtensions, ID, InputObject, InputValueError, InputValueResult, Json,
-    Object, Scalar, ScalarType, Schema, SimpleObject, Union, Value as GqlValue,
+    Context, EmptySubscription, Enum, ErrorExtensions, ID, InputObject, InputValueError,
+    InputValueResult, Json, Object, Scalar, ScalarType, Schema, SimpleObject, Union,
+    Value as GqlValue,
 };
 use hyper::StatusCode;
 use serde_json::{Map, Value};
@@ -121,7 +122,11 @@ fn session<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<Session>> {
 }
 
 /// Runs `sql` as the caller (optionally in transaction `txn`).
-async fn run(ctx: &Context<'_>, sql: String, txn: Option<&ID>) -> async_graphql::Result<exec::QueryResponse> {
+async fn run(
+    ctx: &Context<'_>,
+    sql: String,
+    txn: Option<&ID>,
+) -> async_graphql::Result<exec::QueryResponse> {
     let a = app(ctx);
     let p = who(ctx)?;
     let s = session(ctx)?;
@@ -158,7 +163,10 @@ pub fn rows_as_objects(o: &QueryOutput) -> Vec<Value> {
         .collect()
 }
 
-fn check_window(limit: Option<i32>, offset: Option<i32>) -> async_graphql::Result<(Option<u64>, Option<u64>)> {
+fn check_window(
+    limit: Option<i32>,
+    offset: Option<i32>,
+) -> async_graphql::Result<(Option<u64>, Option<u64>)> {
     let l = match limit {
         None => None,
         Some(l) if (1..=10_000).contains(&l) => Some(l as u64),
@@ -195,7 +203,11 @@ impl DatabaseSchema {
     }
     /// Number of tables.
     async fn table_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        Ok(catalog(ctx).await?.iter().filter(|t| t.schema == self.name).count() as i32)
+        Ok(catalog(ctx)
+            .await?
+            .iter()
+            .filter(|t| t.schema == self.name)
+            .count() as i32)
     }
 }
 
@@ -466,7 +478,9 @@ pub enum MutationResult {
     Error(MutationError),
 }
 
-fn mutation_outcome(r: async_graphql::Result<exec::QueryResponse>) -> async_graphql::Result<MutationResult> {
+fn mutation_outcome(
+    r: async_graphql::Result<exec::QueryResponse>,
+) -> async_graphql::Result<MutationResult> {
     match r {
         Ok(q) => Ok(MutationResult::Success(MutationSuccess {
             affected_rows: BigInt(q.output.rows_affected as i64),
@@ -490,7 +504,10 @@ fn mutation_outcome(r: async_graphql::Result<exec::QueryResponse>) -> async_grap
                 "PERMISSION_DENIED" => return Err(e),
                 _ => ErrorCode::Internal,
             };
-            Ok(MutationResult::Error(MutationError { code, message: e.message }))
+            Ok(MutationResult::Error(MutationError {
+                code,
+                message: e.message,
+            }))
         }
     }
 }
@@ -520,14 +537,24 @@ impl QueryRoot {
     async fn schemas(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DatabaseSchema>> {
         who(ctx)?;
         let e = app(ctx).engine.clone();
-        Ok(e.schemas().into_iter().map(|name| DatabaseSchema { name }).collect())
+        Ok(e.schemas()
+            .into_iter()
+            .map(|name| DatabaseSchema { name })
+            .collect())
     }
 
     /// One schema.
-    async fn schema(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<Option<DatabaseSchema>> {
+    async fn schema(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<DatabaseSchema>> {
         who(ctx)?;
         let e = app(ctx).engine.clone();
-        Ok(e.schemas().into_iter().find(|s| *s == name).map(|name| DatabaseSchema { name }))
+        Ok(e.schemas()
+            .into_iter()
+            .find(|s| *s == name)
+            .map(|name| DatabaseSchema { name }))
     }
 
     /// Tables, paginated.
@@ -554,7 +581,11 @@ impl QueryRoot {
     }
 
     /// One table.
-    async fn table(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<Option<TableType>> {
+    async fn table(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<TableType>> {
         who(ctx)?;
         sql::ident(&name).map_err(bad_input)?;
         let e = app(ctx).engine.clone();
@@ -577,7 +608,8 @@ impl QueryRoot {
     ) -> async_graphql::Result<QueryResult> {
         who(ctx)?;
         let (l, o) = check_window(limit, offset)?;
-        let q = sql::select(&table, filter.as_ref(), order_by.as_deref(), l, o).map_err(bad_input)?;
+        let q =
+            sql::select(&table, filter.as_ref(), order_by.as_deref(), l, o).map_err(bad_input)?;
         Ok(run(ctx, q, transaction_id.as_ref()).await?.into())
     }
 
@@ -619,46 +651,62 @@ impl QueryRoot {
         if first.is_some_and(|f| f > 10_000) || last.is_some_and(|l| l > 10_000) {
             return Err(bad_input("first/last must be at most 10000"));
         }
-        query(after, before, first, last, |after, before, first, last| async move {
-            let cq = sql::count(&table, filter.as_ref()).map_err(bad_input)?;
-            let c = run(ctx, cq, None).await?;
-            let total = c
-                .output
-                .rows
-                .first()
-                .and_then(|r| r.first())
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize;
-            let mut start = after.map_or(0, |a| a + 1);
-            let mut end = before.unwrap_or(total).min(total);
-            if let Some(f) = first {
-                end = end.min(start + f);
-            }
-            if let Some(l) = last {
-                start = start.max(end.saturating_sub(l));
-            }
-            let mut conn = Connection::with_additional_fields(
-                start > 0,
-                end < total,
-                RowConnectionFields { total_count: BigInt(total as i64) },
-            );
-            if end > start {
-                let q = sql::select(
-                    &table,
-                    filter.as_ref(),
-                    order_by.as_deref(),
-                    Some((end - start) as u64),
-                    Some(start as u64),
-                )
-                .map_err(bad_input)?;
-                let r = run(ctx, q, None).await?;
-                for (i, row) in rows_as_objects(&r.output).into_iter().enumerate() {
-                    let id = row.get("id").map(|v| ID(v.to_string().trim_matches('"').to_string()));
-                    conn.edges.push(Edge::new(start + i, RowType { id, data: Json(row) }));
+        query(
+            after,
+            before,
+            first,
+            last,
+            |after, before, first, last| async move {
+                let cq = sql::count(&table, filter.as_ref()).map_err(bad_input)?;
+                let c = run(ctx, cq, None).await?;
+                let total = c
+                    .output
+                    .rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0) as usize;
+                let mut start = after.map_or(0, |a| a + 1);
+                let mut end = before.unwrap_or(total).min(total);
+                if let Some(f) = first {
+                    end = end.min(start + f);
                 }
-            }
-            Ok::<_, async_graphql::Error>(conn)
-        })
+                if let Some(l) = last {
+                    start = start.max(end.saturating_sub(l));
+                }
+                let mut conn = Connection::with_additional_fields(
+                    start > 0,
+                    end < total,
+                    RowConnectionFields {
+                        total_count: BigInt(total as i64),
+                    },
+                );
+                if end > start {
+                    let q = sql::select(
+                        &table,
+                        filter.as_ref(),
+                        order_by.as_deref(),
+                        Some((end - start) as u64),
+                        Some(start as u64),
+                    )
+                    .map_err(bad_input)?;
+                    let r = run(ctx, q, None).await?;
+                    for (i, row) in rows_as_objects(&r.output).into_iter().enumerate() {
+                        let id = row
+                            .get("id")
+                            .map(|v| ID(v.to_string().trim_matches('"').to_string()));
+                        conn.edges.push(Edge::new(
+                            start + i,
+                            RowType {
+                                id,
+                                data: Json(row),
+                            },
+                        ));
+                    }
+                }
+                Ok::<_, async_graphql::Error>(conn)
+            },
+        )
         .await
     }
 
@@ -674,10 +722,13 @@ impl QueryRoot {
         let w = sql::eq_filter(&id_column, id.as_str());
         let q = sql::select(&table, Some(&w), None, Some(1), None).map_err(bad_input)?;
         let r = run(ctx, q, None).await?;
-        Ok(rows_as_objects(&r.output).into_iter().next().map(|data| RowType {
-            id: Some(id.clone()),
-            data: Json(data),
-        }))
+        Ok(rows_as_objects(&r.output)
+            .into_iter()
+            .next()
+            .map(|data| RowType {
+                id: Some(id.clone()),
+                data: Json(data),
+            }))
     }
 
     /// Aggregates over a table.
@@ -690,7 +741,8 @@ impl QueryRoot {
         group_by: Option<Vec<String>>,
     ) -> async_graphql::Result<AggregateResult> {
         who(ctx)?;
-        let q = sql::aggregate(&table, &aggregates, filter.as_ref(), group_by.as_deref()).map_err(bad_input)?;
+        let q = sql::aggregate(&table, &aggregates, filter.as_ref(), group_by.as_deref())
+            .map_err(bad_input)?;
         let r = run(ctx, q, None).await?;
         let rows = rows_as_objects(&r.output);
         Ok(AggregateResult {
@@ -751,16 +803,20 @@ impl QueryRoot {
         let pattern = format!("%{}%", query.replace('%', "").replace('_', ""));
         let mut hits = Vec::new();
         let mut total = 0;
-        for t in cat
-            .iter()
-            .filter(|t| tables.as_ref().is_none_or(|v| v.iter().any(|n| n.eq_ignore_ascii_case(&t.name))))
-        {
+        for t in cat.iter().filter(|t| {
+            tables
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|n| n.eq_ignore_ascii_case(&t.name)))
+        }) {
             let text_cols: Vec<&ColumnDef> = t
                 .columns
                 .iter()
                 .filter(|c| {
                     let u = c.data_type.to_ascii_uppercase();
-                    u.starts_with("TEXT") || u.starts_with("VARCHAR") || u.starts_with("CHAR") || u.starts_with("STRING")
+                    u.starts_with("TEXT")
+                        || u.starts_with("VARCHAR")
+                        || u.starts_with("CHAR")
+                        || u.starts_with("STRING")
                 })
                 .collect();
             if text_cols.is_empty() {
@@ -779,7 +835,12 @@ impl QueryRoot {
                     }),
                 })
                 .collect();
-            let w = WhereClause { and: None, or: Some(or), not: None, condition: None };
+            let w = WhereClause {
+                and: None,
+                or: Some(or),
+                not: None,
+                condition: None,
+            };
             let q = sql::select(&t.name, Some(&w), None, l, None).map_err(bad_input)?;
             let r = run(ctx, q, None).await?;
             let rows = rows_as_objects(&r.output);
@@ -792,7 +853,11 @@ impl QueryRoot {
                 });
             }
         }
-        Ok(SearchResult { query, hits, total_count: total })
+        Ok(SearchResult {
+            query,
+            hits,
+            total_count: total,
+        })
     }
 
     /// The plan of a query on `table` (or of `sql`), as text.
@@ -805,7 +870,9 @@ impl QueryRoot {
     ) -> async_graphql::Result<String> {
         who(ctx)?;
         let target = match (table, sql) {
-            (Some(t), None) => sql::select(&t, filter.as_ref(), None, None, None).map_err(bad_input)?,
+            (Some(t), None) => {
+                sql::select(&t, filter.as_ref(), None, None, None).map_err(bad_input)?
+            }
             (None, Some(s)) if !s.trim().is_empty() => s,
             _ => return Err(bad_input("give either `table` or `sql`")),
         };
@@ -838,11 +905,17 @@ impl QueryRoot {
         for q in &queries {
             let head = q.trim_start().to_ascii_uppercase();
             if !(head.starts_with("SELECT") || head.starts_with("VALUES")) || q.contains(';') {
-                return Err(bad_input("each query must be a single SELECT or VALUES statement"));
+                return Err(bad_input(
+                    "each query must be a single SELECT or VALUES statement",
+                ));
             }
         }
         let joiner = if all { " UNION ALL " } else { " UNION " };
-        let text = queries.iter().map(|q| q.trim()).collect::<Vec<_>>().join(joiner);
+        let text = queries
+            .iter()
+            .map(|q| q.trim())
+            .collect::<Vec<_>>()
+            .join(joiner);
         let r = run(ctx, text, None).await?;
         Ok(Json(serde_json::to_value(&r).unwrap_or(Value::Null)))
     }
@@ -1021,7 +1094,11 @@ impl MutationRoot {
     }
 
     /// Commits a transaction.
-    async fn commit_transaction(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TransactionInfo> {
+    async fn commit_transaction(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<TransactionInfo> {
         let p = require(ctx, Role::Readwrite, "commitTransaction")?;
         let t = super::rest::txns::finish_txn(app(ctx), p, id.as_str(), true)
             .await
@@ -1030,7 +1107,11 @@ impl MutationRoot {
     }
 
     /// Rolls a transaction back.
-    async fn rollback_transaction(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TransactionInfo> {
+    async fn rollback_transaction(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<TransactionInfo> {
         let p = require(ctx, Role::Readwrite, "rollbackTransaction")?;
         let t = super::rest::txns::finish_txn(app(ctx), p, id.as_str(), false)
             .await
@@ -1049,7 +1130,9 @@ fn is_mutation(doc: &str, op: Option<&str>) -> bool {
     match &d.operations {
         DocumentOperations::Single(o) => o.node.ty == OperationType::Mutation,
         DocumentOperations::Multiple(m) => match op {
-            Some(name) => m.get(name).is_some_and(|o| o.node.ty == OperationType::Mutation),
+            Some(name) => m
+                .get(name)
+                .is_some_and(|o| o.node.ty == OperationType::Mutation),
             None => m.values().any(|o| o.node.ty == OperationType::Mutation),
         },
     }
@@ -1070,7 +1153,13 @@ async fn execute(req: &Req, batch: async_graphql::BatchRequest) -> Resp {
     let el = t0.elapsed();
     let ok = resp.is_ok();
     for t in &texts {
-        app.queries.record("graphql", t, el / texts.len().max(1) as u32, ok, app.cfg.slow_query_ms);
+        app.queries.record(
+            "graphql",
+            t,
+            el / texts.len().max(1) as u32,
+            ok,
+            app.cfg.slow_query_ms,
+        );
     }
     http::ok(&resp)
 }
@@ -1097,12 +1186,22 @@ pub async fn http_post(req: Req) -> Result<Resp, Problem> {
     responses((status = 200, description = "GraphQL response, or the Playground page"), (status = 405, description = "A mutation over GET")))]
 pub async fn http_get(req: Req) -> Result<Resp, Problem> {
     let Some(q) = req.query.get("query") else {
-        let html = async_graphql::http::playground_source(async_graphql::http::GraphQLPlaygroundConfig::new("/graphql"));
-        return Ok(http::bytes_response(StatusCode::OK, "text/html; charset=utf-8", html.into_bytes()));
+        let html = async_graphql::http::playground_source(
+            async_graphql::http::GraphQLPlaygroundConfig::new("/graphql"),
+        );
+        return Ok(http::bytes_response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            html.into_bytes(),
+        ));
     };
     let op = req.query.get("operationName").map(String::from);
     if is_mutation(q, op.as_deref()) {
-        return Err(Problem::method_not_allowed("GET", "/graphql (mutation)", &["POST"]));
+        return Err(Problem::method_not_allowed(
+            "GET",
+            "/graphql (mutation)",
+            &["POST"],
+        ));
     }
     let mut r = async_graphql::Request::new(q);
     if let Some(op) = op {
@@ -1122,22 +1221,50 @@ mod tests {
 
     #[test]
     fn mutations_are_detected() {
-        assert!(is_mutation("mutation { dropTable(name: \"x\") { __typename } }", None));
+        assert!(is_mutation(
+            "mutation { dropTable(name: \"x\") { __typename } }",
+            None
+        ));
         assert!(!is_mutation("{ schemas { name } }", None));
-        assert!(is_mutation("query A { schemas { name } } mutation B { x }", Some("B")));
-        assert!(!is_mutation("query A { schemas { name } } mutation B { x }", Some("A")));
+        assert!(is_mutation(
+            "query A { schemas { name } } mutation B { x }",
+            Some("B")
+        ));
+        assert!(!is_mutation(
+            "query A { schemas { name } } mutation B { x }",
+            Some("A")
+        ));
     }
 
     #[test]
     fn schema_has_the_seed_fields() {
         let sdl = build_schema().sdl();
         for f in [
-            "schemas", "schema(", "tables(", "table(", "queryTable(", "queryTables(", "queryTableConnection(", "row(",
-            "aggregate(", "count(", "executeSql(", "search(", "explain(", "executeUnion(",
+            "schemas",
+            "schema(",
+            "tables(",
+            "table(",
+            "queryTable(",
+            "queryTables(",
+            "queryTableConnection(",
+            "row(",
+            "aggregate(",
+            "count(",
+            "executeSql(",
+            "search(",
+            "explain(",
+            "executeUnion(",
         ] {
             assert!(sdl.contains(&format!("\t{f}")), "missing {f}");
         }
-        for t in ["type QueryRoot", "type MutationRoot", "type DatabaseSchema", "type TableType", "type ColumnType", "input AggregateInput"] {
+        for t in [
+            "type QueryRoot",
+            "type MutationRoot",
+            "type DatabaseSchema",
+            "type TableType",
+            "type ColumnType",
+            "input AggregateInput",
+        ] {
             assert!(sdl.contains(t), "missing {t}");
         }
     }

@@ -29,7 +29,9 @@ pub fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> 
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp {
     match serde_json::to_vec(value) {
         Ok(b) => bytes_response(status, "application/json", b),
-        Err(e) => Problem::internal(format!("response serialisation failed: {e}")).into_response(None),
+        Err(e) => {
+            Problem::internal(format!("response serialisation failed: {e}")).into_response(None)
+        }
     }
 }
 
@@ -58,10 +60,14 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(Problem::too_large(limit))
             } else {
-                Err(Problem::bad_request(format!("could not read the request body: {e}")))
+                Err(Problem::bad_request(format!(
+                    "could not read the request body: {e}"
+                )))
             }
         }
     }
@@ -73,7 +79,12 @@ pub fn require_json_content(headers: &HeaderMap) -> Result<(), Problem> {
         return Ok(());
     };
     let s = ct.to_str().unwrap_or("(not ASCII)");
-    let essence = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = s
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence == "application/json" || essence.ends_with("+json") {
         Ok(())
     } else {
@@ -84,7 +95,9 @@ pub fn require_json_content(headers: &HeaderMap) -> Result<(), Problem> {
 /// Parses a JSON body into `T` (400 with the parser's position on failure).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::malformed_json("the request body is empty; a JSON object is expected"));
+        return Err(Problem::malformed_json(
+            "the request body is empty; a JSON object is expected",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| Problem::malformed_json(format!("{e}")))
 }
@@ -115,17 +128,28 @@ impl Query {
 
     /// The last value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// An integer parameter within `range`, or `default` when absent.
-    pub fn int(&self, key: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, Problem> {
+    pub fn int(
+        &self,
+        key: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, Problem> {
         let Some(v) = self.get(key) else {
             return Ok(default);
         };
         let n: u64 = v.trim().parse().map_err(|_| {
-            Problem::bad_request(format!("query parameter `{key}` must be a whole number, got `{v}`"))
-                .with("parameter", key)
+            Problem::bad_request(format!(
+                "query parameter `{key}` must be a whole number, got `{v}`"
+            ))
+            .with("parameter", key)
         })?;
         if !range.contains(&n) {
             return Err(Problem::bad_request(format!(
@@ -170,12 +194,16 @@ pub fn percent_decode(s: &str) -> Result<String, Problem> {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// RFC 3339 UTC time (`2025-12-11T16:41:08.123Z`) of `ms` since the epoch.

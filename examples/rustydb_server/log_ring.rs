@@ -92,7 +92,13 @@ impl LogRing {
             message: message.into(),
         };
         if self.stderr && level >= Level::Info {
-            eprintln!("{} {:5} {}: {}", r.timestamp, level.as_str(), target, r.message);
+            eprintln!(
+                "{} {:5} {}: {}",
+                r.timestamp,
+                level.as_str(),
+                target,
+                r.message
+            );
         }
         let mut b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() == self.cap {
@@ -153,11 +159,22 @@ mod tests {
     fn ring_is_bounded_and_filters() {
         let r = LogRing::new(4, false);
         for i in 0..10 {
-            r.log(if i % 2 == 0 { Level::Debug } else { Level::Warn }, "t", format!("m{i}"));
+            r.log(
+                if i % 2 == 0 {
+                    Level::Debug
+                } else {
+                    Level::Warn
+                },
+                "t",
+                format!("m{i}"),
+            );
         }
         assert_eq!(r.counts(), (4, 10));
         let all = r.query(Level::Debug, 0, 100);
-        assert_eq!(all.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+        assert_eq!(
+            all.iter().map(|x| x.seq).collect::<Vec<_>>(),
+            vec![7, 8, 9, 10]
+        );
         let warn = r.query(Level::Warn, 0, 100);
         assert!(warn.iter().all(|x| x.level == Level::Warn));
         assert_eq!(r.query(Level::Debug, 9, 100).len(), 1);

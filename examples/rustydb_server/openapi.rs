@@ -69,7 +69,8 @@ pub fn document() -> String {
     DOC.get_or_init(|| {
         let mut d = ApiDoc::openapi();
         d.info.version = super::state::VERSION.to_string();
-        d.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        d.to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     })
     .clone()
 }

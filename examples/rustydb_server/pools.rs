@@ -114,7 +114,11 @@ impl Drop for PoolGuard {
     fn drop(&mut self) {
         if let Some(mut s) = self.slot.take() {
             s.last_used = Instant::now();
-            self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(s);
         }
         self.pool.active.fetch_sub(1, Ordering::Relaxed);
     }
@@ -292,7 +296,10 @@ mod tests {
         let a = p.acquire().await.unwrap();
         let b = p.acquire().await.unwrap();
         let s = p.stats();
-        assert_eq!((s.active_connections, s.idle_connections, s.total_created), (2, 0, 2));
+        assert_eq!(
+            (s.active_connections, s.idle_connections, s.total_created),
+            (2, 0, 2)
+        );
         // A third request waits, then times out with a 503.
         let t0 = Instant::now();
         let c = p.acquire().await;
@@ -308,7 +315,10 @@ mod tests {
         waiter.await.unwrap().unwrap();
         drop(b);
         let s = p.stats();
-        assert_eq!((s.active_connections, s.idle_connections, s.total_acquired), (0, 2, 3));
+        assert_eq!(
+            (s.active_connections, s.idle_connections, s.total_acquired),
+            (0, 2, 3)
+        );
         // Idle slots above the minimum are destroyed (idle timeout 0 here).
         assert_eq!(p.reap(Instant::now()), 1);
         let s = p.stats();

@@ -124,7 +124,10 @@ impl Problem {
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
             "Method not allowed",
-            format!("{method} is not allowed on {path}; use {}", allow.join(", ")),
+            format!(
+                "{method} is not allowed on {path}; use {}",
+                allow.join(", ")
+            ),
         )
         .header("allow", allow.join(", "))
         .with("allowed_methods", allow)
@@ -149,6 +152,8 @@ impl Problem {
             format!("the request body exceeds the limit of {limit} bytes (--max-body-bytes)"),
         )
         .with("limit_bytes", limit)
+        // The rest of the body is not read: the connection cannot be reused.
+        .header("connection", "close")
     }
 
     /// 415: a body that is not JSON.

@@ -117,7 +117,11 @@ impl QueryStats {
         let mut t = self.top.lock().unwrap_or_else(|e| e.into_inner());
         if t.len() >= TOP_KEYS && !t.contains_key(&(kind, q.clone())) {
             // Make room: forget the entry with the least total time.
-            if let Some(k) = t.iter().min_by_key(|(_, v)| v.total_us).map(|(k, _)| k.clone()) {
+            if let Some(k) = t
+                .iter()
+                .min_by_key(|(_, v)| v.total_us)
+                .map(|(k, _)| k.clone())
+            {
                 t.remove(&k);
             }
         }
@@ -162,7 +166,13 @@ mod tests {
         let q = QueryStats::default();
         q.record("sql", "SELECT  1\n", Duration::from_millis(1), true, 100);
         q.record("sql", "SELECT 1", Duration::from_millis(150), false, 100);
-        q.record("graphql", "{ schemas { name } }", Duration::from_millis(2), true, 100);
+        q.record(
+            "graphql",
+            "{ schemas { name } }",
+            Duration::from_millis(2),
+            true,
+            100,
+        );
         assert_eq!(q.total.load(Ordering::Relaxed), 3);
         assert_eq!(q.failed.load(Ordering::Relaxed), 1);
         let slow = q.slow();

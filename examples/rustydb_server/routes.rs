@@ -142,62 +142,202 @@ const ADMIN: Access = Access::Role(Role::Admin);
 
 /// Every route.
 pub static ROUTES: &[Route] = &[
-    Route { pattern: "/", methods: &[("GET", H::Index, OPEN)] },
-    Route { pattern: "/api/v1/admin/health", methods: &[("GET", H::Health, OPEN)] },
-    Route { pattern: "/api/v1/admin/config", methods: &[("GET", H::Config, ADMIN)] },
-    Route { pattern: "/api/v1/admin/tokens", methods: &[("GET", H::Tokens, ADMIN), ("POST", H::TokenMint, ADMIN)] },
-    Route { pattern: "/api/v1/admin/tokens/{id}", methods: &[("DELETE", H::TokenRevoke, ADMIN)] },
-    Route { pattern: "/api/v1/metrics", methods: &[("GET", H::Metrics, RO)] },
-    Route { pattern: "/api/v1/metrics/prometheus", methods: &[("GET", H::Prometheus, RO)] },
-    Route { pattern: "/api/v1/stats/performance", methods: &[("GET", H::Performance, RO)] },
-    Route { pattern: "/api/v1/stats/sessions", methods: &[("GET", H::StatsSessions, RO)] },
-    Route { pattern: "/api/v1/stats/queries", methods: &[("GET", H::StatsQueries, RO)] },
-    Route { pattern: "/api/v1/connections", methods: &[("GET", H::Connections, RO)] },
-    Route { pattern: "/api/v1/sessions", methods: &[("GET", H::Sessions, RO)] },
-    Route { pattern: "/api/v1/sessions/{id}", methods: &[("GET", H::Session, RO), ("DELETE", H::SessionClose, ADMIN)] },
-    Route { pattern: "/api/v1/pools", methods: &[("GET", H::Pools, RO)] },
-    Route { pattern: "/api/v1/pools/{id}", methods: &[("GET", H::Pool, RO)] },
-    Route { pattern: "/api/v1/pools/{id}/stats", methods: &[("GET", H::PoolStats, RO)] },
-    Route { pattern: "/api/v1/query", methods: &[("POST", H::Query, RO)] },
-    Route { pattern: "/api/v1/batch", methods: &[("POST", H::Batch, RW)] },
-    Route { pattern: "/api/v1/tables", methods: &[("GET", H::Tables, RO)] },
+    Route {
+        pattern: "/",
+        methods: &[("GET", H::Index, OPEN)],
+    },
+    Route {
+        pattern: "/api/v1/admin/health",
+        methods: &[("GET", H::Health, OPEN)],
+    },
+    Route {
+        pattern: "/api/v1/admin/config",
+        methods: &[("GET", H::Config, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/admin/tokens",
+        methods: &[("GET", H::Tokens, ADMIN), ("POST", H::TokenMint, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/admin/tokens/{id}",
+        methods: &[("DELETE", H::TokenRevoke, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/metrics",
+        methods: &[("GET", H::Metrics, RO)],
+    },
+    Route {
+        pattern: "/api/v1/metrics/prometheus",
+        methods: &[("GET", H::Prometheus, RO)],
+    },
+    Route {
+        pattern: "/api/v1/stats/performance",
+        methods: &[("GET", H::Performance, RO)],
+    },
+    Route {
+        pattern: "/api/v1/stats/sessions",
+        methods: &[("GET", H::StatsSessions, RO)],
+    },
+    Route {
+        pattern: "/api/v1/stats/queries",
+        methods: &[("GET", H::StatsQueries, RO)],
+    },
+    Route {
+        pattern: "/api/v1/connections",
+        methods: &[("GET", H::Connections, RO)],
+    },
+    Route {
+        pattern: "/api/v1/sessions",
+        methods: &[("GET", H::Sessions, RO)],
+    },
+    Route {
+        pattern: "/api/v1/sessions/{id}",
+        methods: &[("GET", H::Session, RO), ("DELETE", H::SessionClose, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/pools",
+        methods: &[("GET", H::Pools, RO)],
+    },
+    Route {
+        pattern: "/api/v1/pools/{id}",
+        methods: &[("GET", H::Pool, RO)],
+    },
+    Route {
+        pattern: "/api/v1/pools/{id}/stats",
+        methods: &[("GET", H::PoolStats, RO)],
+    },
+    Route {
+        pattern: "/api/v1/query",
+        methods: &[("POST", H::Query, RO)],
+    },
+    Route {
+        pattern: "/api/v1/batch",
+        methods: &[("POST", H::Batch, RW)],
+    },
+    Route {
+        pattern: "/api/v1/tables",
+        methods: &[("GET", H::Tables, RO)],
+    },
     Route {
         pattern: "/api/v1/tables/{name}",
-        methods: &[("GET", H::Table, RO), ("POST", H::TableCreate, ADMIN), ("DELETE", H::TableDrop, ADMIN)],
+        methods: &[
+            ("GET", H::Table, RO),
+            ("POST", H::TableCreate, ADMIN),
+            ("DELETE", H::TableDrop, ADMIN),
+        ],
     },
-    Route { pattern: "/api/v1/transactions", methods: &[("GET", H::Txns, RO), ("POST", H::TxnBegin, RW)] },
-    Route { pattern: "/api/v1/transactions/{id}", methods: &[("GET", H::Txn, RO)] },
-    Route { pattern: "/api/v1/transactions/{id}/commit", methods: &[("POST", H::TxnCommit, RW)] },
-    Route { pattern: "/api/v1/transactions/{id}/rollback", methods: &[("POST", H::TxnRollback, RW)] },
-    Route { pattern: "/api/v1/cluster/nodes", methods: &[("GET", H::ClusterNodes, RO)] },
-    Route { pattern: "/api/v1/cluster/topology", methods: &[("GET", H::ClusterTopology, RO)] },
-    Route { pattern: "/api/v1/cluster/replication", methods: &[("GET", H::ClusterReplication, RO)] },
-    Route { pattern: "/api/v1/cluster/config", methods: &[("GET", H::ClusterConfig, RO)] },
-    Route { pattern: "/api/v1/alerts", methods: &[("GET", H::Alerts, RO)] },
-    Route { pattern: "/api/v1/alerts/{id}/acknowledge", methods: &[("POST", H::AlertAck, RW)] },
-    Route { pattern: "/api/v1/logs", methods: &[("GET", H::Logs, ADMIN)] },
-    Route { pattern: "/api/v1/memory/stats", methods: &[("GET", H::MemStats, RO)] },
-    Route { pattern: "/api/v1/memory/leaks", methods: &[("GET", H::MemLeaks, ADMIN)] },
-    Route { pattern: "/api/v1/memory/leaks/marks", methods: &[("POST", H::MemLeakMark, ADMIN)] },
-    Route { pattern: "/api/v1/memory/debugger", methods: &[("GET", H::MemDebugger, RO), ("PUT", H::MemDebuggerSet, ADMIN)] },
-    Route { pattern: "/api/v1/memory/pressure", methods: &[("GET", H::Pressure, RO)] },
-    Route { pattern: "/api/v1/memory/pressure/check", methods: &[("POST", H::PressureCheck, ADMIN)] },
+    Route {
+        pattern: "/api/v1/transactions",
+        methods: &[("GET", H::Txns, RO), ("POST", H::TxnBegin, RW)],
+    },
+    Route {
+        pattern: "/api/v1/transactions/{id}",
+        methods: &[("GET", H::Txn, RO)],
+    },
+    Route {
+        pattern: "/api/v1/transactions/{id}/commit",
+        methods: &[("POST", H::TxnCommit, RW)],
+    },
+    Route {
+        pattern: "/api/v1/transactions/{id}/rollback",
+        methods: &[("POST", H::TxnRollback, RW)],
+    },
+    Route {
+        pattern: "/api/v1/cluster/nodes",
+        methods: &[("GET", H::ClusterNodes, RO)],
+    },
+    Route {
+        pattern: "/api/v1/cluster/topology",
+        methods: &[("GET", H::ClusterTopology, RO)],
+    },
+    Route {
+        pattern: "/api/v1/cluster/replication",
+        methods: &[("GET", H::ClusterReplication, RO)],
+    },
+    Route {
+        pattern: "/api/v1/cluster/config",
+        methods: &[("GET", H::ClusterConfig, RO)],
+    },
+    Route {
+        pattern: "/api/v1/alerts",
+        methods: &[("GET", H::Alerts, RO)],
+    },
+    Route {
+        pattern: "/api/v1/alerts/{id}/acknowledge",
+        methods: &[("POST", H::AlertAck, RW)],
+    },
+    Route {
+        pattern: "/api/v1/logs",
+        methods: &[("GET", H::Logs, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/memory/stats",
+        methods: &[("GET", H::MemStats, RO)],
+    },
+    Route {
+        pattern: "/api/v1/memory/leaks",
+        methods: &[("GET", H::MemLeaks, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/memory/leaks/marks",
+        methods: &[("POST", H::MemLeakMark, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/memory/debugger",
+        methods: &[
+            ("GET", H::MemDebugger, RO),
+            ("PUT", H::MemDebuggerSet, ADMIN),
+        ],
+    },
+    Route {
+        pattern: "/api/v1/memory/pressure",
+        methods: &[("GET", H::Pressure, RO)],
+    },
+    Route {
+        pattern: "/api/v1/memory/pressure/check",
+        methods: &[("POST", H::PressureCheck, ADMIN)],
+    },
     Route {
         pattern: "/api/v1/memory/pressure/callbacks",
         methods: &[("GET", H::Callbacks, RO), ("POST", H::CallbackAdd, ADMIN)],
     },
-    Route { pattern: "/api/v1/memory/pressure/callbacks/{id}", methods: &[("DELETE", H::CallbackRemove, ADMIN)] },
-    Route { pattern: "/api/v1/memory/contexts", methods: &[("GET", H::Contexts, RO)] },
-    Route { pattern: "/api/v1/memory/buffer-pool", methods: &[("GET", H::BufferPool, RO)] },
-    Route { pattern: "/api/v1/memory/purge", methods: &[("POST", H::Purge, ADMIN)] },
+    Route {
+        pattern: "/api/v1/memory/pressure/callbacks/{id}",
+        methods: &[("DELETE", H::CallbackRemove, ADMIN)],
+    },
+    Route {
+        pattern: "/api/v1/memory/contexts",
+        methods: &[("GET", H::Contexts, RO)],
+    },
+    Route {
+        pattern: "/api/v1/memory/buffer-pool",
+        methods: &[("GET", H::BufferPool, RO)],
+    },
+    Route {
+        pattern: "/api/v1/memory/purge",
+        methods: &[("POST", H::Purge, ADMIN)],
+    },
     Route {
         pattern: "/api/v1/memory/ballast",
-        methods: &[("GET", H::Ballast, RO), ("POST", H::BallastSet, ADMIN), ("DELETE", H::BallastDrop, ADMIN)],
+        methods: &[
+            ("GET", H::Ballast, RO),
+            ("POST", H::BallastSet, ADMIN),
+            ("DELETE", H::BallastDrop, ADMIN),
+        ],
     },
-    Route { pattern: "/api/v1/openapi.json", methods: &[("GET", H::OpenApi, OPEN)] },
-    Route { pattern: "/graphql", methods: &[("GET", H::GraphqlGet, RO), ("POST", H::GraphqlPost, RO)] },
+    Route {
+        pattern: "/api/v1/openapi.json",
+        methods: &[("GET", H::OpenApi, OPEN)],
+    },
+    Route {
+        pattern: "/graphql",
+        methods: &[("GET", H::GraphqlGet, RO), ("POST", H::GraphqlPost, RO)],
+    },
     #[cfg(test)]
-    Route { pattern: "/api/v1/__test/panic", methods: &[("GET", H::Panic, OPEN)] },
+    Route {
+        pattern: "/api/v1/__test/panic",
+        methods: &[("GET", H::Panic, OPEN)],
+    },
 ];
 
 /// What a path and method resolve to.
@@ -213,9 +353,17 @@ pub enum Resolved {
 
 /// Resolves `method` on `path` (HEAD as GET; one trailing slash ignored).
 pub fn resolve(method: &Method, path: &str) -> Result<Resolved, Problem> {
-    let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
+    let path = if path.len() > 1 {
+        path.strip_suffix('/').unwrap_or(path)
+    } else {
+        path
+    };
     let segs: Vec<&str> = path.split('/').collect();
-    let m = if method == Method::HEAD { "GET" } else { method.as_str() };
+    let m = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
     for r in ROUTES {
         let pat: Vec<&str> = r.pattern.split('/').collect();
         if pat.len() != segs.len() {
@@ -339,15 +487,26 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(resolve(&Method::HEAD, "/api/v1/admin/health/").unwrap(), Resolved::Found(H::Health, ..)));
+        assert!(matches!(
+            resolve(&Method::HEAD, "/api/v1/admin/health/").unwrap(),
+            Resolved::Found(H::Health, ..)
+        ));
         match resolve(&Method::DELETE, "/api/v1/metrics").unwrap() {
             Resolved::WrongMethod(r) => assert_eq!(allowed(r), vec!["GET", "HEAD"]),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(resolve(&Method::GET, "/api/v1/nope").unwrap(), Resolved::NotFound));
-        assert!(matches!(resolve(&Method::GET, "/api/v1/pools//stats").unwrap(), Resolved::NotFound));
+        assert!(matches!(
+            resolve(&Method::GET, "/api/v1/nope").unwrap(),
+            Resolved::NotFound
+        ));
+        assert!(matches!(
+            resolve(&Method::GET, "/api/v1/pools//stats").unwrap(),
+            Resolved::NotFound
+        ));
         match resolve(&Method::POST, "/api/v1/transactions/test_txn_2/rollback").unwrap() {
-            Resolved::Found(H::TxnRollback, _, _, p) => assert_eq!(p, vec!["test_txn_2".to_string()]),
+            Resolved::Found(H::TxnRollback, _, _, p) => {
+                assert_eq!(p, vec!["test_txn_2".to_string()])
+            }
             other => panic!("{other:?}"),
         }
         // Every pattern is unique.

@@ -58,7 +58,12 @@ use self::routes::{Req, Resolved};
 pub use self::state::App;
 
 /// Handles one request (with or without a socket).
-pub async fn handle<B>(app: Arc<App>, req: Request<B>, conn: Option<Arc<Conn>>, peer: Option<SocketAddr>) -> Resp
+pub async fn handle<B>(
+    app: Arc<App>,
+    req: Request<B>,
+    conn: Option<Arc<Conn>>,
+    peer: Option<SocketAddr>,
+) -> Resp
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -81,16 +86,26 @@ where
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(no message)".into());
-            app.logs.error("http", format!("handler panicked on {method} {path}: {msg}"));
+            app.logs.error(
+                "http",
+                format!("handler panicked on {method} {path}: {msg}"),
+            );
             (
-                Problem::internal("the handler failed unexpectedly; the error was logged").into_response(Some(&path)),
+                Problem::internal("the handler failed unexpectedly; the error was logged")
+                    .into_response(Some(&path)),
                 "panic",
             )
         }
     };
     let h = resp.headers_mut();
-    h.insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static("rustydb"));
-    h.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    h.insert(
+        hyper::header::SERVER,
+        hyper::header::HeaderValue::from_static("rustydb"),
+    );
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
     let el = t0.elapsed();
     let status = resp.status().as_u16();
     app.metrics.record(method.as_str(), route, status, el);
@@ -99,7 +114,10 @@ where
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
         c.requests.fetch_add(1, Ordering::Relaxed);
     }
-    let line = format!("{method} {path} {status} {:.3} ms", el.as_secs_f64() * 1000.0);
+    let line = format!(
+        "{method} {path} {status} {:.3} ms",
+        el.as_secs_f64() * 1000.0
+    );
     if status >= 500 {
         app.logs.error("http", line);
     } else {
@@ -108,7 +126,12 @@ where
     resp
 }
 
-async fn process<B>(app: Arc<App>, req: Request<B>, conn: Option<Arc<Conn>>, peer: Option<SocketAddr>) -> (Resp, &'static str)
+async fn process<B>(
+    app: Arc<App>,
+    req: Request<B>,
+    conn: Option<Arc<Conn>>,
+    peer: Option<SocketAddr>,
+) -> (Resp, &'static str)
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -121,12 +144,15 @@ where
     };
     match resolved {
         Resolved::NotFound => (
-            Problem::not_found(format!("no endpoint at {path}; see GET /api/v1/openapi.json"))
-                .into_response(Some(&path)),
+            Problem::not_found(format!(
+                "no endpoint at {path}; see GET /api/v1/openapi.json"
+            ))
+            .into_response(Some(&path)),
             "unmatched",
         ),
         Resolved::WrongMethod(r) => (
-            Problem::method_not_allowed(method.as_str(), &path, &routes::allowed(r)).into_response(Some(&path)),
+            Problem::method_not_allowed(method.as_str(), &path, &routes::allowed(r))
+                .into_response(Some(&path)),
             r.pattern,
         ),
         Resolved::Found(h, access, pattern, params) => {
@@ -155,11 +181,19 @@ where
     let principal = app.auth.check(&parts.headers, access)?;
     let guarded = access != Access::Open;
     if guarded && app.shutting_down.load(Ordering::Relaxed) {
-        return Err(Problem::unavailable("shutting-down", "Shutting down", "the server is shutting down", 5));
+        return Err(Problem::unavailable(
+            "shutting-down",
+            "Shutting down",
+            "the server is shutting down",
+            5,
+        ));
     }
     let session = match (&principal, guarded) {
         (Some(p), true) => {
-            let name = parts.headers.get("x-session-id").map(|v| v.to_str().unwrap_or("\u{1}"));
+            let name = parts
+                .headers
+                .get("x-session-id")
+                .map(|v| v.to_str().unwrap_or("\u{1}"));
             let client = peer.map(|a| a.to_string()).unwrap_or_default();
             let g = app.sessions.enter(p, name, &client)?;
             if let Some(c) = &conn {
@@ -180,7 +214,11 @@ where
         http::require_json_content(&parts.headers)?;
     }
     let query = http::Query::parse(parts.uri.query())?;
-    let method = if parts.method == Method::HEAD { Method::GET } else { parts.method };
+    let method = if parts.method == Method::HEAD {
+        Method::GET
+    } else {
+        parts.method
+    };
     let r = Req {
         app,
         method,
@@ -211,7 +249,13 @@ pub struct RawResponse {
 /// Builds a request from parts and handles it without a socket: the entry
 /// point of the `server_request` fuzz target. An unparsable method or target
 /// is answered 400, as hyper would before routing.
-pub async fn oneshot(app: &Arc<App>, method: &[u8], target: &[u8], headers: &[(Vec<u8>, Vec<u8>)], body: &[u8]) -> RawResponse {
+pub async fn oneshot(
+    app: &Arc<App>,
+    method: &[u8],
+    target: &[u8],
+    headers: &[(Vec<u8>, Vec<u8>)],
+    body: &[u8],
+) -> RawResponse {
     use http_body_util::{BodyExt, Full};
     let mut b = Request::builder();
     match Method::from_bytes(method) {
@@ -241,10 +285,24 @@ pub async fn oneshot(app: &Arc<App>, method: &[u8], target: &[u8], headers: &[(V
         let headers = r
             .headers()
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = r.into_body().collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default();
-        RawResponse { status, headers, body }
+        let body = r
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes().to_vec())
+            .unwrap_or_default();
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
     }
     raw(resp).await
 }
@@ -297,18 +355,26 @@ async fn refuse(stream: tokio::net::TcpStream, max: usize) {
             1,
         )
         .into_response(None);
-        r.headers_mut()
-            .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
         Ok::<_, Infallible>(r)
     });
     let _ = tokio::time::timeout(
         Duration::from_secs(5),
-        http1::Builder::new().keep_alive(false).serve_connection(TokioIo::new(stream), svc),
+        http1::Builder::new()
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(stream), svc),
     )
     .await;
 }
 
-async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -352,7 +418,13 @@ async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future:
     drop(listener);
     app.shutting_down.store(true, Ordering::Relaxed);
     let open = app.conns.count();
-    app.logs.info("server", format!("shutting down: {open} connection(s) open, grace {:?}", app.cfg.shutdown_grace));
+    app.logs.info(
+        "server",
+        format!(
+            "shutting down: {open} connection(s) open, grace {:?}",
+            app.cfg.shutdown_grace
+        ),
+    );
     tokio::select! {
         _ = graceful.shutdown() => app.logs.info("server", "all connections closed"),
         _ = tokio::time::sleep(app.cfg.shutdown_grace) => {
@@ -367,7 +439,10 @@ async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future:
         let _ = exec::blocking(move || e.rollback(id)).await;
         app.txns.finish(t, txn::Outcome::Aborted);
     }
-    app.logs.info("server", format!("stopped; {n} open transaction(s) rolled back"));
+    app.logs.info(
+        "server",
+        format!("stopped; {n} open transaction(s) rolled back"),
+    );
 }
 
 /// Makes sure `cfg.admin_token` is set: given, or generated, printed once and
@@ -396,7 +471,10 @@ pub fn resolve_admin_token(cfg: &mut config::Config) -> Result<bool, String> {
 }
 
 /// What `main` runs: parse, set up, serve until Ctrl-C or SIGTERM.
-pub fn run_main(args: Vec<String>, debugger: Option<&'static state::Debugger>) -> std::process::ExitCode {
+pub fn run_main(
+    args: Vec<String>,
+    debugger: Option<&'static state::Debugger>,
+) -> std::process::ExitCode {
     use std::process::ExitCode;
     let mut cfg = match config::Config::parse(args, |k| std::env::var(k).ok()) {
         Ok(config::Parsed::Run(c)) => *c,
@@ -410,7 +488,10 @@ pub fn run_main(args: Vec<String>, debugger: Option<&'static state::Debugger>) -
         }
     };
     if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
-        eprintln!("rustydb_server: cannot create {}: {e}", cfg.data_dir.display());
+        eprintln!(
+            "rustydb_server: cannot create {}: {e}",
+            cfg.data_dir.display()
+        );
         return ExitCode::FAILURE;
     }
     if let Err(e) = resolve_admin_token(&mut cfg) {
@@ -431,7 +512,10 @@ pub fn run_main(args: Vec<String>, debugger: Option<&'static state::Debugger>) -
     if let Some(d) = debugger {
         mm.set_debugger(d);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rustydb_server: cannot start the runtime: {e}");

@@ -116,7 +116,11 @@ impl Session {
             user: self.user.clone(),
             role: self.role.as_str().into(),
             state: if self.is_active() { "active" } else { "idle" },
-            client_address: self.client.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            client_address: self
+                .client
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             created_at_ms: self.created_ms,
             last_active_at_ms: self.last_active_ms.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
@@ -144,12 +148,19 @@ pub struct Sessions {
 
 /// Checks an `X-Session-Id` value.
 pub fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 impl Sessions {
     /// The session of `who` named `name`, opened if new; marks it busy.
-    pub fn enter(&self, who: &Principal, name: Option<&str>, client: &str) -> Result<ActiveGuard, Problem> {
+    pub fn enter(
+        &self,
+        who: &Principal,
+        name: Option<&str>,
+        client: &str,
+    ) -> Result<ActiveGuard, Problem> {
         let name = match name {
             None => "default",
             Some(n) if valid_name(n) => n,

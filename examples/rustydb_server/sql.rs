@@ -127,7 +127,9 @@ pub struct AggregateInput {
 pub fn ident(s: &str) -> Result<&str, String> {
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(s)
@@ -151,7 +153,9 @@ pub fn literal(v: &Value) -> Result<String, String> {
             }
             Ok(format!("'{}'", s.replace('\'', "''")))
         }
-        Value::Array(_) | Value::Object(_) => Err("a value must be a scalar (string, number, boolean or null)".into()),
+        Value::Array(_) | Value::Object(_) => {
+            Err("a value must be a scalar (string, number, boolean or null)".into())
+        }
     }
 }
 
@@ -205,13 +209,19 @@ fn where_rec(w: &WhereClause, depth: usize, nodes: &mut usize) -> Result<String,
         parts.push(cond_sql(c)?);
     }
     if let Some(all) = &w.and {
-        let v = all.iter().map(|x| where_rec(x, depth + 1, nodes)).collect::<Result<Vec<_>, _>>()?;
+        let v = all
+            .iter()
+            .map(|x| where_rec(x, depth + 1, nodes))
+            .collect::<Result<Vec<_>, _>>()?;
         if !v.is_empty() {
             parts.push(format!("({})", v.join(" AND ")));
         }
     }
     if let Some(any) = &w.or {
-        let v = any.iter().map(|x| where_rec(x, depth + 1, nodes)).collect::<Result<Vec<_>, _>>()?;
+        let v = any
+            .iter()
+            .map(|x| where_rec(x, depth + 1, nodes))
+            .collect::<Result<Vec<_>, _>>()?;
         if !v.is_empty() {
             parts.push(format!("({})", v.join(" OR ")));
         }
@@ -247,7 +257,11 @@ pub fn order_sql(o: Option<&[OrderByInput]>) -> Result<String, String> {
             Ok(format!(
                 "{} {}",
                 ident(&k.column)?,
-                if k.direction == SortDirection::Desc { "DESC" } else { "ASC" }
+                if k.direction == SortDirection::Desc {
+                    "DESC"
+                } else {
+                    "ASC"
+                }
             ))
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -262,7 +276,12 @@ pub fn select(
     limit: Option<u64>,
     offset: Option<u64>,
 ) -> Result<String, String> {
-    let mut s = format!("SELECT * FROM {}{}{}", ident(table)?, where_sql(w)?, order_sql(o)?);
+    let mut s = format!(
+        "SELECT * FROM {}{}{}",
+        ident(table)?,
+        where_sql(w)?,
+        order_sql(o)?
+    );
     if let Some(l) = limit {
         s.push_str(&format!(" LIMIT {l}"));
     }
@@ -274,7 +293,11 @@ pub fn select(
 
 /// `SELECT COUNT(*) AS count FROM t WHERE …`.
 pub fn count(table: &str, w: Option<&WhereClause>) -> Result<String, String> {
-    Ok(format!("SELECT COUNT(*) AS count FROM {}{}", ident(table)?, where_sql(w)?))
+    Ok(format!(
+        "SELECT COUNT(*) AS count FROM {}{}",
+        ident(table)?,
+        where_sql(w)?
+    ))
 }
 
 /// `SELECT f(c) AS a, … FROM t WHERE … GROUP BY …`.
@@ -308,7 +331,12 @@ pub fn aggregate(
         };
         cols.push(format!("{}({col}) AS {alias}", a.function.sql()));
     }
-    let mut s = format!("SELECT {} FROM {}{}", cols.join(", "), ident(table)?, where_sql(w)?);
+    let mut s = format!(
+        "SELECT {} FROM {}{}",
+        cols.join(", "),
+        ident(table)?,
+        where_sql(w)?
+    );
     if !groups.is_empty() {
         s.push_str(&format!(" GROUP BY {}", groups.join(", ")));
     }
@@ -337,20 +365,28 @@ pub fn insert(table: &str, rows: &[Value]) -> Result<String, String> {
         if o.len() != cols.len() || !cols.iter().all(|c| o.contains_key(*c)) {
             return Err("every row must have the same columns".into());
         }
-        let vals = cols.iter().map(|c| literal(&o[*c])).collect::<Result<Vec<_>, _>>()?;
+        let vals = cols
+            .iter()
+            .map(|c| literal(&o[*c]))
+            .collect::<Result<Vec<_>, _>>()?;
         tuples.push(format!("({})", vals.join(", ")));
     }
     Ok(format!(
         "INSERT INTO {} ({}) VALUES {}",
         ident(table)?,
-        cols.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+        cols.iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         tuples.join(", ")
     ))
 }
 
 /// `UPDATE t SET a = …, b = … WHERE …`.
 pub fn update(table: &str, set: &Value, w: Option<&WhereClause>) -> Result<String, String> {
-    let o = set.as_object().ok_or("`data` must be a JSON object of column → value")?;
+    let o = set
+        .as_object()
+        .ok_or("`data` must be a JSON object of column → value")?;
     if o.is_empty() {
         return Err("`data` sets no column".into());
     }
@@ -358,7 +394,12 @@ pub fn update(table: &str, set: &Value, w: Option<&WhereClause>) -> Result<Strin
         .iter()
         .map(|(k, v)| Ok(format!("{} = {}", ident(k)?, literal(v)?)))
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(format!("UPDATE {} SET {}{}", ident(table)?, sets.join(", "), where_sql(w)?))
+    Ok(format!(
+        "UPDATE {} SET {}{}",
+        ident(table)?,
+        sets.join(", "),
+        where_sql(w)?
+    ))
 }
 
 /// `DELETE FROM t WHERE …`.
@@ -385,26 +426,64 @@ pub fn eq_filter(column: &str, id: &str) -> WhereClause {
 }
 
 const TYPES: &[&str] = &[
-    "INTEGER", "INT", "BIGINT", "SMALLINT", "INT8", "INT16", "INT32", "INT64", "FLOAT", "REAL", "DOUBLE",
-    "DECIMAL", "NUMERIC", "TEXT", "VARCHAR", "CHAR", "STRING", "BOOLEAN", "BOOL", "DATE", "TIME",
-    "TIMESTAMP", "UUID", "BYTEA", "INTERVAL", "MAP", "LIST",
+    "INTEGER",
+    "INT",
+    "BIGINT",
+    "SMALLINT",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FLOAT",
+    "REAL",
+    "DOUBLE",
+    "DECIMAL",
+    "NUMERIC",
+    "TEXT",
+    "VARCHAR",
+    "CHAR",
+    "STRING",
+    "BOOLEAN",
+    "BOOL",
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "UUID",
+    "BYTEA",
+    "INTERVAL",
+    "MAP",
+    "LIST",
 ];
 
 /// Checks a column type: a known name, optionally with `(n)` or `(p, s)`.
 pub fn column_type(t: &str) -> Result<String, String> {
     let u = t.trim().to_ascii_uppercase();
     let (base, args) = match u.split_once('(') {
-        Some((b, rest)) => (b.trim().to_string(), Some(rest.strip_suffix(')').ok_or("unbalanced parenthesis")?.to_string())),
+        Some((b, rest)) => (
+            b.trim().to_string(),
+            Some(
+                rest.strip_suffix(')')
+                    .ok_or("unbalanced parenthesis")?
+                    .to_string(),
+            ),
+        ),
         None => (u.clone(), None),
     };
     if !TYPES.contains(&base.as_str()) {
-        return Err(format!("unknown column type `{t}`; use one of {}", TYPES.join(", ")));
+        return Err(format!(
+            "unknown column type `{t}`; use one of {}",
+            TYPES.join(", ")
+        ));
     }
     match args {
         None => Ok(base),
         Some(a) => {
             let nums: Vec<&str> = a.split(',').map(str::trim).collect();
-            if nums.len() > 2 || nums.iter().any(|n| n.is_empty() || n.len() > 5 || !n.bytes().all(|b| b.is_ascii_digit())) {
+            if nums.len() > 2
+                || nums
+                    .iter()
+                    .any(|n| n.is_empty() || n.len() > 5 || !n.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return Err(format!("bad type arguments in `{t}`"));
             }
             Ok(format!("{base}({})", nums.join(", ")))
@@ -446,7 +525,11 @@ pub fn create_table(name: &str, cols: &[ColumnDef], if_not_exists: bool) -> Resu
 
 /// `DROP TABLE [IF EXISTS] t`.
 pub fn drop_table(name: &str, if_exists: bool) -> Result<String, String> {
-    Ok(format!("DROP TABLE {}{}", if if_exists { "IF EXISTS " } else { "" }, ident(name)?))
+    Ok(format!(
+        "DROP TABLE {}{}",
+        if if_exists { "IF EXISTS " } else { "" },
+        ident(name)?
+    ))
 }
 
 #[cfg(test)]
@@ -490,14 +573,29 @@ mod tests {
             condition: None,
         };
         assert_eq!(
-            select("users", Some(&w), Some(&[OrderByInput { column: "age".into(), direction: SortDirection::Desc }]), Some(10), Some(5)).unwrap(),
+            select(
+                "users",
+                Some(&w),
+                Some(&[OrderByInput {
+                    column: "age".into(),
+                    direction: SortDirection::Desc
+                }]),
+                Some(10),
+                Some(5)
+            )
+            .unwrap(),
             "SELECT * FROM users WHERE (age >= 18 AND name LIKE 'A%') AND NOT (id IN (1, 2)) ORDER BY age DESC LIMIT 10 OFFSET 5"
         );
         assert!(where_sql(Some(&cond("x", FilterOp::Eq, None))).is_err());
         assert!(where_sql(Some(&cond("x'", FilterOp::IsNull, None))).is_err());
         let mut deep = cond("a", FilterOp::IsNull, None);
         for _ in 0..20 {
-            deep = WhereClause { and: None, or: None, not: Some(Box::new(deep)), condition: None };
+            deep = WhereClause {
+                and: None,
+                or: None,
+                not: Some(Box::new(deep)),
+                condition: None,
+            };
         }
         assert!(where_sql(Some(&deep)).is_err());
     }
@@ -505,18 +603,45 @@ mod tests {
     #[test]
     fn statements_render() {
         assert_eq!(
-            insert("t", &[json!({"a": 1, "b": "x"}), json!({"a": 2, "b": null})]).unwrap(),
+            insert(
+                "t",
+                &[json!({"a": 1, "b": "x"}), json!({"a": 2, "b": null})]
+            )
+            .unwrap(),
             "INSERT INTO t (a, b) VALUES (1, 'x'), (2, NULL)"
         );
         assert!(insert("t", &[json!({"a": 1}), json!({"b": 2})]).is_err());
-        assert_eq!(update("t", &json!({"a": 1}), Some(&eq_filter("id", "7"))).unwrap(), "UPDATE t SET a = 1 WHERE id = 7");
         assert_eq!(
-            aggregate("t", &[AggregateInput { function: AggregateFunction::Sum, column: Some("x".into()), alias: None }], None, Some(&["g".into()])).unwrap(),
+            update("t", &json!({"a": 1}), Some(&eq_filter("id", "7"))).unwrap(),
+            "UPDATE t SET a = 1 WHERE id = 7"
+        );
+        assert_eq!(
+            aggregate(
+                "t",
+                &[AggregateInput {
+                    function: AggregateFunction::Sum,
+                    column: Some("x".into()),
+                    alias: None
+                }],
+                None,
+                Some(&["g".into()])
+            )
+            .unwrap(),
             "SELECT g, SUM(x) AS sum_x FROM t GROUP BY g"
         );
         let cols = vec![
-            ColumnDef { name: "id".into(), data_type: "integer".into(), nullable: false, primary_key: true },
-            ColumnDef { name: "name".into(), data_type: "varchar(20)".into(), nullable: true, primary_key: false },
+            ColumnDef {
+                name: "id".into(),
+                data_type: "integer".into(),
+                nullable: false,
+                primary_key: true,
+            },
+            ColumnDef {
+                name: "name".into(),
+                data_type: "varchar(20)".into(),
+                nullable: true,
+                primary_key: false,
+            },
         ];
         assert_eq!(
             create_table("test_memory_table", &cols, false).unwrap(),

@@ -22,12 +22,17 @@ pub fn spawn(app: &Arc<App>) {
 }
 
 fn alive(w: &Weak<App>) -> Option<Arc<App>> {
-    w.upgrade().filter(|a| !a.shutting_down.load(Ordering::Relaxed))
+    w.upgrade()
+        .filter(|a| !a.shutting_down.load(Ordering::Relaxed))
 }
 
 /// Reacts to new pressure events: log, alert, webhooks.
 pub fn on_event(app: &App, e: &PressureEvent) {
-    let pct = if e.budget == 0 { 0.0 } else { e.usage as f64 * 100.0 / e.budget as f64 };
+    let pct = if e.budget == 0 {
+        0.0
+    } else {
+        e.usage as f64 * 100.0 / e.budget as f64
+    };
     let details = json!({
         "seq": e.seq,
         "from": e.from.as_str(),
@@ -50,7 +55,8 @@ pub fn on_event(app: &App, e: &PressureEvent) {
         }
         app.alerts.resolve_source("memory.pressure");
         if e.to > PressureLevel::Normal {
-            app.alerts.raise(e.to.as_str(), "memory.pressure", msg, true, details.clone());
+            app.alerts
+                .raise(e.to.as_str(), "memory.pressure", msg, true, details.clone());
         }
         let payload = Arc::new(
             serde_json::to_vec(&json!({
@@ -86,8 +92,13 @@ pub fn on_event(app: &App, e: &PressureEvent) {
             names.join(", ")
         );
         app.logs.warn("pressure", msg.clone());
-        let severity = if level >= PressureLevel::Emergency { "critical" } else { "info" };
-        app.alerts.raise(severity, "memory.release", msg, false, details);
+        let severity = if level >= PressureLevel::Emergency {
+            "critical"
+        } else {
+            "info"
+        };
+        app.alerts
+            .raise(severity, "memory.release", msg, false, details);
     }
 }
 
@@ -122,13 +133,16 @@ async fn housekeeping(w: Weak<App>) {
         for p in &app.pools.all {
             let n = p.reap(now);
             if n > 0 {
-                app.logs
-                    .debug("pool", format!("pool {}: {n} idle slot(s) destroyed", p.cfg.pool_id));
+                app.logs.debug(
+                    "pool",
+                    format!("pool {}: {n} idle slot(s) destroyed", p.cfg.pool_id),
+                );
             }
         }
         let closed = app.sessions.reap(app.cfg.session_idle_timeout);
         if closed > 0 {
-            app.logs.info("session", format!("{closed} idle session(s) closed"));
+            app.logs
+                .info("session", format!("{closed} idle session(s) closed"));
         }
         for t in app.txns.take_where(Some(app.cfg.txn_idle_timeout), None) {
             let e = app.engine.clone();
@@ -137,7 +151,10 @@ async fn housekeeping(w: Weak<App>) {
             app.txns.finish(t, Outcome::TimedOut);
             app.logs.warn(
                 "txn",
-                format!("transaction {id} rolled back after {:?} idle", app.cfg.txn_idle_timeout),
+                format!(
+                    "transaction {id} rolled back after {:?} idle",
+                    app.cfg.txn_idle_timeout
+                ),
             );
         }
         // The debugger's findings (double/invalid frees, overflows, writes after free).
@@ -147,7 +164,14 @@ async fn housekeeping(w: Weak<App>) {
                 let st = tokio::task::spawn_blocking(move || {
                     let d = a.debugger.expect("checked");
                     let s = d.stats();
-                    (s.reports, if s.reports > 0 { d.reports() } else { Vec::new() })
+                    (
+                        s.reports,
+                        if s.reports > 0 {
+                            d.reports()
+                        } else {
+                            Vec::new()
+                        },
+                    )
                 })
                 .await;
                 if let Ok((n, reports)) = st {
@@ -159,7 +183,10 @@ async fn housekeeping(w: Weak<App>) {
                             .take(new.min(8))
                             .map(|r| format!("{:?} of {} bytes ({})", r.kind, r.size, r.component))
                             .collect();
-                        let msg = format!("memory debugger reported {new} new finding(s): {}", kinds.join("; "));
+                        let msg = format!(
+                            "memory debugger reported {new} new finding(s): {}",
+                            kinds.join("; ")
+                        );
                         app.logs.error("memory", msg.clone());
                         app.alerts.raise(
                             "critical",

@@ -227,7 +227,12 @@ impl Transactions {
 
     /// An open transaction, or 404 (409 if it finished already).
     pub fn get(&self, id: u64) -> Result<Arc<Txn>, Problem> {
-        if let Some(t) = self.active.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        if let Some(t) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
             return Ok(t.clone());
         }
         Err(self.missing(id))
@@ -239,14 +244,19 @@ impl Transactions {
             Some(t) => Problem::conflict(format!("transaction {id} is already {}", t.status))
                 .with("transaction_id", id)
                 .with("status", &t.status),
-            None => Problem::not_found(format!("transaction {id} not found"))
-                .with("transaction_id", id),
+            None => {
+                Problem::not_found(format!("transaction {id} not found")).with("transaction_id", id)
+            }
         }
     }
 
     /// Removes open transaction `id` to finish it (the caller tells the engine).
     pub fn take(&self, id: u64) -> Result<Arc<Txn>, Problem> {
-        let t = self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let t = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         t.ok_or_else(|| self.missing(id))
     }
 

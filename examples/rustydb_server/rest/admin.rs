@@ -89,12 +89,19 @@ pub async fn health(req: Req) -> Result<Resp, Problem> {
         } else {
             Check {
                 status: "unhealthy",
-                message: format!("data directory {} is missing or not writable", dir.display()),
+                message: format!(
+                    "data directory {} is missing or not writable",
+                    dir.display()
+                ),
             }
         },
     );
     let p = app.mm.pressure().stats();
-    let pct = if p.budget == 0 { 0.0 } else { p.usage as f64 * 100.0 / p.budget as f64 };
+    let pct = if p.budget == 0 {
+        0.0
+    } else {
+        p.usage as f64 * 100.0 / p.budget as f64
+    };
     checks.insert(
         "memory",
         Check {
@@ -136,7 +143,11 @@ pub async fn health(req: Req) -> Result<Resp, Problem> {
         uptime_seconds: app.uptime_secs(),
         checks,
     };
-    let code = if worst == 2 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let code = if worst == 2 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     Ok(http::json(code, &body))
 }
 
@@ -187,7 +198,10 @@ pub async fn config(req: Req) -> Result<Resp, Problem> {
             "readonly": c.readonly_token.is_some(),
         },
     });
-    Ok(http::ok(&ConfigResponse { settings, version: VERSION }))
+    Ok(http::ok(&ConfigResponse {
+        settings,
+        version: VERSION,
+    }))
 }
 
 /// `POST /api/v1/admin/tokens` body.
@@ -222,21 +236,35 @@ pub async fn tokens(req: Req) -> Result<Resp, Problem> {
     request_body = MintRequest, responses((status = 201, body = MintResponse), (status = 400)))]
 pub async fn mint_token(req: Req) -> Result<Resp, Problem> {
     let m: MintRequest = http::parse_json(&req.body)?;
-    let role = Role::parse(&m.role)
-        .ok_or_else(|| Problem::bad_request(format!("unknown role `{}`; use readonly, readwrite or admin", m.role)))?;
+    let role = Role::parse(&m.role).ok_or_else(|| {
+        Problem::bad_request(format!(
+            "unknown role `{}`; use readonly, readwrite or admin",
+            m.role
+        ))
+    })?;
     let label = m.label.unwrap_or_else(|| role.as_str().to_string());
     if label.is_empty() || label.len() > 64 || label.chars().any(char::is_control) {
-        return Err(Problem::bad_request("label must be 1 to 64 printable characters"));
+        return Err(Problem::bad_request(
+            "label must be 1 to 64 printable characters",
+        ));
     }
     let (info, token) = req
         .app
         .auth
         .mint(role, &label)
         .map_err(|e| Problem::internal(format!("no randomness: {e}")))?;
-    req.app
-        .logs
-        .info("auth", format!("token {} minted for role {} ({label})", info.token_id, role.as_str()));
-    Ok(http::json(StatusCode::CREATED, &MintResponse { info, token }))
+    req.app.logs.info(
+        "auth",
+        format!(
+            "token {} minted for role {} ({label})",
+            info.token_id,
+            role.as_str()
+        ),
+    );
+    Ok(http::json(
+        StatusCode::CREATED,
+        &MintResponse { info, token },
+    ))
 }
 
 /// Revokes a minted token.

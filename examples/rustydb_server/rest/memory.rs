@@ -157,7 +157,11 @@ pub async fn leaks(req: Req) -> Result<Resp, Problem> {
         Some(c) if !c.is_empty() => LeakScope::Component(c.to_string()),
         _ => LeakScope::All,
     };
-    let min_age = req.query.get("min_age_secs").map(|_| req.query.int("min_age_secs", 0, 0..=86_400 * 365)).transpose()?;
+    let min_age = req
+        .query
+        .get("min_age_secs")
+        .map(|_| req.query.int("min_age_secs", 0, 0..=86_400 * 365))
+        .transpose()?;
     let (since, mark) = match req.query.get("mark") {
         None => ("server start".to_string(), a.start_mark),
         Some(_) => {
@@ -235,9 +239,16 @@ pub async fn leak_mark(req: Req) -> Result<Resp, Problem> {
     if marks.len() == 64 {
         marks.remove(0);
     }
-    let m = LeakMark { id, mark: d.mark(), at_ms: unix_ms() };
+    let m = LeakMark {
+        id,
+        mark: d.mark(),
+        at_ms: unix_ms(),
+    };
     marks.push(m);
-    Ok(http::json(StatusCode::CREATED, &json!({"mark_id": id, "at_ms": m.at_ms})))
+    Ok(http::json(
+        StatusCode::CREATED,
+        &json!({"mark_id": id, "at_ms": m.at_ms}),
+    ))
 }
 
 /// The debugger's level, counters and components.
@@ -270,7 +281,10 @@ pub struct DebuggerRequest {
 pub async fn set_debugger(req: Req) -> Result<Resp, Problem> {
     let b: DebuggerRequest = http::parse_json(&req.body)?;
     let l = DebugLevel::parse(b.level.as_bytes()).ok_or_else(|| {
-        Problem::bad_request(format!("level must be off, counting, tracking or full, got `{}`", b.level))
+        Problem::bad_request(format!(
+            "level must be off, counting, tracking or full, got `{}`",
+            b.level
+        ))
     })?;
     let d = req
         .app
@@ -278,10 +292,17 @@ pub async fn set_debugger(req: Req) -> Result<Resp, Problem> {
         .ok_or_else(|| Problem::conflict("no memory debugger is attached to this server"))?;
     let before = d.level();
     d.set_level(l);
-    req.app
-        .logs
-        .warn("memory", format!("debugger level changed from {} to {}", level_name(before), level_name(l)));
-    Ok(http::ok(&json!({"previous": level_name(before), "level": level_name(l)})))
+    req.app.logs.warn(
+        "memory",
+        format!(
+            "debugger level changed from {} to {}",
+            level_name(before),
+            level_name(l)
+        ),
+    );
+    Ok(http::ok(
+        &json!({"previous": level_name(before), "level": level_name(l)}),
+    ))
 }
 
 fn event_json(e: &rustydb_memory::pressure::PressureEvent) -> Value {
@@ -385,9 +406,10 @@ pub async fn add_callback(req: Req) -> Result<Resp, Problem> {
         }
     };
     let w = req.app.webhooks.add(&b.url, min)?;
-    req.app
-        .logs
-        .info("pressure", format!("webhook {} registered: {} from {}", w.id, w.url, min));
+    req.app.logs.info(
+        "pressure",
+        format!("webhook {} registered: {} from {}", w.id, w.url, min),
+    );
     Ok(http::json(StatusCode::CREATED, &w.info()))
 }
 
@@ -399,7 +421,10 @@ pub async fn remove_callback(req: Req) -> Result<Resp, Problem> {
     if req.app.webhooks.remove(id) {
         Ok(http::ok(&json!({"id": id, "removed": true})))
     } else {
-        Err(Problem::not_found(format!("webhook `{}` not found", req.param(0))))
+        Err(Problem::not_found(format!(
+            "webhook `{}` not found",
+            req.param(0)
+        )))
     }
 }
 
@@ -435,7 +460,11 @@ pub async fn contexts(req: Req) -> Result<Resp, Problem> {
                     "charged_bytes": c.charged,
                 }));
             }
-            let mut kids: Vec<u64> = all.iter().filter(|k| k.parent == Some(id)).map(|k| k.id).collect();
+            let mut kids: Vec<u64> = all
+                .iter()
+                .filter(|k| k.parent == Some(id))
+                .map(|k| k.id)
+                .collect();
             kids.sort_unstable_by(|a, b| b.cmp(a));
             stack.extend(kids.into_iter().map(|k| (k, depth + 1)));
         }
@@ -491,7 +520,9 @@ pub async fn purge(req: Req) -> Result<Resp, Problem> {
 fn ballast_json(b: Option<&Ballast>) -> Value {
     match b {
         None => json!({"bytes": 0, "context_id": null}),
-        Some(b) => json!({"bytes": b.bytes, "context_id": b.ctx.id(), "created_at_ms": b.created_ms}),
+        Some(b) => {
+            json!({"bytes": b.bytes, "context_id": b.ctx.id(), "created_at_ms": b.created_ms})
+        }
     }
 }
 
@@ -507,7 +538,7 @@ pub async fn ballast(req: Req) -> Result<Resp, Problem> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BallastRequest {
-    /// Bytes to hold (resident: every page is written), 1 up to the memory budget.
+    /// Bytes to hold (resident: every page is written), 1 up to twice the memory budget.
     pub bytes: u64,
 }
 
@@ -518,11 +549,22 @@ pub struct BallastRequest {
     request_body = BallastRequest, responses((status = 201), (status = 400), (status = 503)))]
 pub async fn set_ballast(req: Req) -> Result<Resp, Problem> {
     let b: BallastRequest = http::parse_json(&req.body)?;
+    // Up to twice the budget (to push past it on purpose), never more than
+    // 90 % of the memory the system has available.
     let budget = req.app.mm.pressure().budget().max(1);
-    if b.bytes == 0 || b.bytes > budget || b.bytes > (64 << 30) {
-        return Err(Problem::bad_request(format!("bytes must be 1 to the memory budget ({budget})")));
+    let avail = rustydb_memory::sys::meminfo().map_or(u64::MAX, |m| m.available / 10 * 9);
+    let max = budget.saturating_mul(2).min(avail);
+    if b.bytes == 0 || b.bytes > max {
+        return Err(Problem::bad_request(format!(
+            "bytes must be 1 to {max} (twice the memory budget, within 90 % of available memory)"
+        )));
     }
-    let old = req.app.ballast.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let old = req
+        .app
+        .ballast
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     drop(old);
     let bytes = b.bytes;
     let made = tokio::task::spawn_blocking(move || {
@@ -536,12 +578,23 @@ pub async fn set_ballast(req: Req) -> Result<Resp, Problem> {
     .await
     .map_err(|_| Problem::internal("ballast allocation failed"))?
     .map_err(|e| {
-        Problem::unavailable("ballast-refused", "Ballast refused", format!("could not hold {bytes} bytes: {e}"), 1)
+        Problem::unavailable(
+            "ballast-refused",
+            "Ballast refused",
+            format!("could not hold {bytes} bytes: {e}"),
+            1,
+        )
     })?;
-    let ballast = Ballast { ctx: made, bytes, created_ms: unix_ms() };
+    let ballast = Ballast {
+        ctx: made,
+        bytes,
+        created_ms: unix_ms(),
+    };
     let body = ballast_json(Some(&ballast));
     *req.app.ballast.lock().unwrap_or_else(|e| e.into_inner()) = Some(ballast);
-    req.app.logs.warn("memory", format!("ballast of {bytes} bytes held"));
+    req.app
+        .logs
+        .warn("memory", format!("ballast of {bytes} bytes held"));
     Ok(http::json(StatusCode::CREATED, &body))
 }
 
@@ -549,11 +602,18 @@ pub async fn set_ballast(req: Req) -> Result<Resp, Problem> {
 #[utoipa::path(delete, path = "/api/v1/memory/ballast", tag = "memory", security(("bearer" = [])),
     responses((status = 200)))]
 pub async fn drop_ballast(req: Req) -> Result<Resp, Problem> {
-    let old = req.app.ballast.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let old = req
+        .app
+        .ballast
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     let freed = old.as_ref().map_or(0, |b| b.bytes);
     drop(old);
     if freed > 0 {
-        req.app.logs.info("memory", format!("ballast of {freed} bytes freed"));
+        req.app
+            .logs
+            .info("memory", format!("ballast of {freed} bytes freed"));
     }
     Ok(http::ok(&json!({"freed_bytes": freed})))
 }

@@ -28,7 +28,11 @@ pub async fn alerts(req: Req) -> Result<Resp, Problem> {
     let active_only = match req.query.get("state") {
         None | Some("all") => false,
         Some("active") => true,
-        Some(x) => return Err(Problem::bad_request(format!("state must be active or all, got `{x}`"))),
+        Some(x) => {
+            return Err(Problem::bad_request(format!(
+                "state must be active or all, got `{x}`"
+            )));
+        }
     };
     let a = &req.app.alerts;
     Ok(http::ok(&AlertsResponse {
@@ -79,7 +83,9 @@ pub async fn logs(req: Req) -> Result<Resp, Problem> {
     let level = match req.query.get("level") {
         None => Level::Info,
         Some(l) => Level::parse(l).ok_or_else(|| {
-            Problem::bad_request(format!("level must be debug, info, warn or error, got `{l}`"))
+            Problem::bad_request(format!(
+                "level must be debug, info, warn or error, got `{l}`"
+            ))
         })?,
     };
     let limit = req.query.int("limit", 100, 1..=10_000)?;

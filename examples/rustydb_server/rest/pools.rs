@@ -8,7 +8,9 @@ use super::super::routes::Req;
 fn find(req: &Req) -> Result<&std::sync::Arc<Pool>, Problem> {
     let id = req.param(0);
     req.app.pools.get(id).ok_or_else(|| {
-        Problem::not_found(format!("pool `{id}` not found; pools are default and readonly"))
+        Problem::not_found(format!(
+            "pool `{id}` not found; pools are default and readonly"
+        ))
     })
 }
 

@@ -54,7 +54,9 @@ fn check_sql(sql: &str) -> Result<(), Problem> {
         return Err(Problem::bad_request("`sql` is empty"));
     }
     if sql.len() > MAX_SQL_BYTES {
-        return Err(Problem::bad_request(format!("`sql` is longer than {MAX_SQL_BYTES} bytes")));
+        return Err(Problem::bad_request(format!(
+            "`sql` is longer than {MAX_SQL_BYTES} bytes"
+        )));
     }
     if sql.contains('\0') {
         return Err(Problem::bad_request("`sql` contains a NUL character"));
@@ -128,7 +130,9 @@ pub struct BatchItem {
 pub async fn batch(req: Req) -> Result<Resp, Problem> {
     let b: BatchRequest = http::parse_json(&req.body)?;
     if b.statements.is_empty() || b.statements.len() > 100 {
-        return Err(Problem::bad_request("`statements` holds 1 to 100 statements"));
+        return Err(Problem::bad_request(
+            "`statements` holds 1 to 100 statements",
+        ));
     }
     for (i, s) in b.statements.iter().enumerate() {
         check_sql(s).map_err(|p| p.with("index", i))?;
@@ -140,7 +144,12 @@ pub async fn batch(req: Req) -> Result<Resp, Problem> {
     if !b.transaction {
         for (index, s) in b.statements.into_iter().enumerate() {
             match exec::run_sql(app, who, sess, None, s).await {
-                Ok(r) => items.push(BatchItem { index, ok: true, result: Some(r), error: None }),
+                Ok(r) => items.push(BatchItem {
+                    index,
+                    ok: true,
+                    result: Some(r),
+                    error: None,
+                }),
                 Err(e) => items.push(BatchItem {
                     index,
                     ok: false,
@@ -150,14 +159,21 @@ pub async fn batch(req: Req) -> Result<Resp, Problem> {
             }
         }
         let ok = items.iter().all(|i| i.ok);
-        return Ok(http::ok(&json!({"transaction_id": null, "status": if ok { "ok" } else { "partial" }, "results": items})));
+        return Ok(http::ok(
+            &json!({"transaction_id": null, "status": if ok { "ok" } else { "partial" }, "results": items}),
+        ));
     }
     let t = super::txns::begin_txn(app, who, sess, Default::default(), None).await?;
     let id = t.transaction_id;
     let handle = app.txns.get(id)?;
     for (index, s) in b.statements.into_iter().enumerate() {
         match exec::run_sql(app, who, sess, Some(handle.clone()), s).await {
-            Ok(r) => items.push(BatchItem { index, ok: true, result: Some(r), error: None }),
+            Ok(r) => items.push(BatchItem {
+                index,
+                ok: true,
+                result: Some(r),
+                error: None,
+            }),
             Err(e) => {
                 drop(handle);
                 let _ = super::txns::finish_txn(app, who, &id.to_string(), false).await;
@@ -166,7 +182,7 @@ pub async fn batch(req: Req) -> Result<Resp, Problem> {
                     .problem()
                     .with("failed_index", index)
                     .with("transaction_id", id)
-                    .with("status", "rolled_back")
+                    .with("transaction_status", "rolled_back")
                     .with("results", done));
             }
         }
@@ -183,7 +199,9 @@ pub async fn batch(req: Req) -> Result<Resp, Problem> {
 
 async fn catalog(req: &Req) -> Result<Vec<TableInfo>, Problem> {
     let e = req.app.engine.clone();
-    exec::blocking(move || e.tables()).await.map_err(|e| e.problem())
+    exec::blocking(move || e.tables())
+        .await
+        .map_err(|e| e.problem())
 }
 
 /// The catalog.
@@ -191,7 +209,9 @@ async fn catalog(req: &Req) -> Result<Vec<TableInfo>, Problem> {
     responses((status = 200, description = "Tables")))]
 pub async fn tables(req: Req) -> Result<Resp, Problem> {
     let t = catalog(&req).await?;
-    Ok(http::ok(&json!({"count": t.len(), "tables": t, "sql_engine": req.app.engine.name()})))
+    Ok(http::ok(
+        &json!({"count": t.len(), "tables": t, "sql_engine": req.app.engine.name()}),
+    ))
 }
 
 fn name_param(req: &Req) -> Result<String, Problem> {
@@ -207,7 +227,10 @@ pub async fn table(req: Req) -> Result<Resp, Problem> {
     let name = name_param(&req)?;
     let e = req.app.engine.clone();
     let n2 = name.clone();
-    match exec::blocking(move || e.table(&n2)).await.map_err(|e| e.problem())? {
+    match exec::blocking(move || e.table(&n2))
+        .await
+        .map_err(|e| e.problem())?
+    {
         Some(t) => Ok(http::ok(&t)),
         None => Err(Problem::not_found(format!("table `{name}` does not exist"))),
     }
@@ -231,12 +254,16 @@ pub struct CreateTableRequest {
 pub async fn create_table(req: Req) -> Result<Resp, Problem> {
     let name = name_param(&req)?;
     let b: CreateTableRequest = http::parse_json(&req.body)?;
-    let sql = sqlgen::create_table(&name, &b.columns, b.if_not_exists).map_err(Problem::bad_request)?;
+    let sql =
+        sqlgen::create_table(&name, &b.columns, b.if_not_exists).map_err(Problem::bad_request)?;
     let r = exec::run_sql(&req.app, req.who()?, req.sess()?, None, sql.clone())
         .await
         .map_err(exec::ExecError::problem)?;
     req.app.logs.info("sql", format!("table {name} created"));
-    let mut resp = http::json(StatusCode::CREATED, &json!({"table": name, "sql": sql, "result": r}));
+    let mut resp = http::json(
+        StatusCode::CREATED,
+        &json!({"table": name, "sql": sql, "result": r}),
+    );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("/api/v1/tables/{name}")) {
         resp.headers_mut().insert(hyper::header::LOCATION, v);
     }
@@ -252,7 +279,11 @@ pub async fn drop_table(req: Req) -> Result<Resp, Problem> {
     let if_exists = match req.query.get("if_exists") {
         None | Some("false") => false,
         Some("true") => true,
-        Some(x) => return Err(Problem::bad_request(format!("if_exists must be true or false, got `{x}`"))),
+        Some(x) => {
+            return Err(Problem::bad_request(format!(
+                "if_exists must be true or false, got `{x}`"
+            )));
+        }
     };
     let sql = sqlgen::drop_table(&name, if_exists).map_err(Problem::bad_request)?;
     let r = exec::run_sql(&req.app, req.who()?, req.sess()?, None, sql.clone())

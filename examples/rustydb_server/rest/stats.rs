@@ -49,25 +49,56 @@ pub async fn metrics(req: Req) -> Result<Resp, Problem> {
     let mut v = std::collections::BTreeMap::new();
     let total = x.total.load(Ordering::Relaxed) as f64;
     v.insert("total_requests", m(total, "count"));
-    v.insert("successful_requests", m(x.successful.load(Ordering::Relaxed) as f64, "count"));
+    v.insert(
+        "successful_requests",
+        m(x.successful.load(Ordering::Relaxed) as f64, "count"),
+    );
     v.insert(
         "failed_requests",
         m(
-            (x.client_errors.load(Ordering::Relaxed) + x.server_errors.load(Ordering::Relaxed)) as f64,
+            (x.client_errors.load(Ordering::Relaxed) + x.server_errors.load(Ordering::Relaxed))
+                as f64,
             "count",
         ),
     );
-    v.insert("client_errors", m(x.client_errors.load(Ordering::Relaxed) as f64, "count"));
-    v.insert("server_errors", m(x.server_errors.load(Ordering::Relaxed) as f64, "count"));
-    v.insert("handler_panics", m(x.panics.load(Ordering::Relaxed) as f64, "count"));
+    v.insert(
+        "client_errors",
+        m(x.client_errors.load(Ordering::Relaxed) as f64, "count"),
+    );
+    v.insert(
+        "server_errors",
+        m(x.server_errors.load(Ordering::Relaxed) as f64, "count"),
+    );
+    v.insert(
+        "handler_panics",
+        m(x.panics.load(Ordering::Relaxed) as f64, "count"),
+    );
     v.insert("avg_response_time", m(x.latency.mean_ms(), "milliseconds"));
-    v.insert("p50_response_time", m(x.latency.quantile_ms(0.5), "milliseconds"));
-    v.insert("p99_response_time", m(x.latency.quantile_ms(0.99), "milliseconds"));
+    v.insert(
+        "p50_response_time",
+        m(x.latency.quantile_ms(0.5), "milliseconds"),
+    );
+    v.insert(
+        "p99_response_time",
+        m(x.latency.quantile_ms(0.99), "milliseconds"),
+    );
     v.insert("max_response_time", m(x.latency.max_ms(), "milliseconds"));
-    v.insert("requests_per_second", m(x.rate.per_second(), "requests/second"));
-    v.insert("active_requests", m(x.in_flight.load(Ordering::Relaxed) as f64, "count"));
+    v.insert(
+        "requests_per_second",
+        m(x.rate.per_second(), "requests/second"),
+    );
+    v.insert(
+        "active_requests",
+        m(x.in_flight.load(Ordering::Relaxed) as f64, "count"),
+    );
     v.insert("open_connections", m(a.conns.count() as f64, "count"));
-    v.insert("memory_rss", m(rustydb_memory::sys::process_rss().unwrap_or(0) as f64, "bytes"));
+    v.insert(
+        "memory_rss",
+        m(
+            rustydb_memory::sys::process_rss().unwrap_or(0) as f64,
+            "bytes",
+        ),
+    );
     v.insert("uptime", m(a.started.elapsed().as_secs_f64(), "seconds"));
     Ok(http::ok(&MetricsResponse {
         timestamp: unix_now(),
@@ -83,9 +114,15 @@ fn refresh_gauges(a: &App) {
     x.alerts.set(a.alerts.active_count() as i64);
     for p in &a.pools.all {
         let s = p.stats();
-        let l = PoolLabels { pool: s.pool_id.clone() };
-        x.pool_active.get_or_create(&l).set(s.active_connections as i64);
-        x.pool_waiting.get_or_create(&l).set(s.waiting_requests as i64);
+        let l = PoolLabels {
+            pool: s.pool_id.clone(),
+        };
+        x.pool_active
+            .get_or_create(&l)
+            .set(s.active_connections as i64);
+        x.pool_waiting
+            .get_or_create(&l)
+            .set(s.waiting_requests as i64);
     }
 }
 
@@ -99,11 +136,25 @@ pub fn prometheus_text(a: &App) -> Result<String, std::fmt::Error> {
     let mut s = String::with_capacity(16 << 10);
     writeln!(s, "# HELP rustydb_total_requests Total number of requests")?;
     writeln!(s, "# TYPE rustydb_total_requests counter")?;
-    writeln!(s, "rustydb_total_requests {}", x.total.load(Ordering::Relaxed))?;
-    writeln!(s, "# HELP rustydb_successful_requests Number of successful requests")?;
+    writeln!(
+        s,
+        "rustydb_total_requests {}",
+        x.total.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        s,
+        "# HELP rustydb_successful_requests Number of successful requests"
+    )?;
     writeln!(s, "# TYPE rustydb_successful_requests counter")?;
-    writeln!(s, "rustydb_successful_requests {}", x.successful.load(Ordering::Relaxed))?;
-    writeln!(s, "# HELP rustydb_avg_response_time_ms Average response time in milliseconds")?;
+    writeln!(
+        s,
+        "rustydb_successful_requests {}",
+        x.successful.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        s,
+        "# HELP rustydb_avg_response_time_ms Average response time in milliseconds"
+    )?;
     writeln!(s, "# TYPE rustydb_avg_response_time_ms gauge")?;
     writeln!(s, "rustydb_avg_response_time_ms {}", x.latency.mean_ms())?;
     prometheus_client::encoding::text::encode_registry(&mut s, &x.registry)?;
@@ -180,7 +231,11 @@ pub async fn performance(req: Req) -> Result<Resp, Problem> {
     Ok(http::ok(&PerformanceResponse {
         cpu_usage_percent: a.cpu.percent(),
         memory_usage_bytes: rss,
-        memory_usage_percent: if budget == 0 { 0.0 } else { rss as f64 * 100.0 / budget as f64 },
+        memory_usage_percent: if budget == 0 {
+            0.0
+        } else {
+            rss as f64 * 100.0 / budget as f64
+        },
         memory_budget_bytes: budget,
         disk_io_read_bytes: rd,
         disk_io_write_bytes: wr,
@@ -325,7 +380,13 @@ pub async fn connections(req: Req) -> Result<Resp, Problem> {
     responses((status = 200, body = Page<SessionInfo>), (status = 400)))]
 pub async fn sessions(req: Req) -> Result<Resp, Problem> {
     let ctxs = rustydb_memory::arena::contexts();
-    let list: Vec<SessionInfo> = req.app.sessions.all().iter().map(|s| s.info(&ctxs)).collect();
+    let list: Vec<SessionInfo> = req
+        .app
+        .sessions
+        .all()
+        .iter()
+        .map(|s| s.info(&ctxs))
+        .collect();
     Ok(http::ok(&paginate(&req, list)?))
 }
 
@@ -355,7 +416,9 @@ pub async fn close_session(req: Req) -> Result<Resp, Problem> {
     let id = session_id(&req)?;
     let a = &req.app;
     if req.session.as_ref().is_some_and(|s| s.id == id) {
-        return Err(Problem::conflict("a session cannot close itself; use another X-Session-Id"));
+        return Err(Problem::conflict(
+            "a session cannot close itself; use another X-Session-Id",
+        ));
     }
     let s = a
         .sessions
@@ -374,5 +437,7 @@ pub async fn close_session(req: Req) -> Result<Resp, Problem> {
         format!("session {id} closed by an admin; {n} open transaction(s) rolled back"),
     );
     drop(s);
-    Ok(http::ok(&json!({"session_id": id, "closed": true, "transactions_rolled_back": n})))
+    Ok(http::ok(
+        &json!({"session_id": id, "closed": true, "transactions_rolled_back": n}),
+    ))
 }

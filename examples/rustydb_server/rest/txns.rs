@@ -69,7 +69,12 @@ pub async fn begin_txn(
 }
 
 /// Commits (`commit`) or rolls back transaction `id_text` for `who`.
-pub async fn finish_txn(app: &Arc<App>, who: &Principal, id_text: &str, commit: bool) -> Result<TxnInfo, Problem> {
+pub async fn finish_txn(
+    app: &Arc<App>,
+    who: &Principal,
+    id_text: &str,
+    commit: bool,
+) -> Result<TxnInfo, Problem> {
     let id = txn::parse_id(id_text)?;
     app.txns.get(id)?.check_owner(who)?;
     let t = app.txns.take(id)?;
@@ -77,7 +82,11 @@ pub async fn finish_txn(app: &Arc<App>, who: &Principal, id_text: &str, commit: 
     let r = exec::blocking(move || if commit { e.commit(id) } else { e.rollback(id) }).await;
     match r {
         Ok(()) => {
-            let outcome = if commit { Outcome::Committed } else { Outcome::RolledBack };
+            let outcome = if commit {
+                Outcome::Committed
+            } else {
+                Outcome::RolledBack
+            };
             let info = app.txns.finish(t, outcome);
             app.logs.info(
                 "txn",
@@ -95,9 +104,14 @@ pub async fn finish_txn(app: &Arc<App>, who: &Principal, id_text: &str, commit: 
             let e = app.engine.clone();
             let _ = exec::blocking(move || e.rollback(id)).await;
             let info = app.txns.finish(t, Outcome::RolledBack);
-            app.logs.warn("txn", format!("transaction {id} failed to commit and was rolled back: {err}"));
-            Err(Problem::conflict(format!("commit of transaction {id} failed and it was rolled back: {err}"))
-                .with("transaction", info))
+            app.logs.warn(
+                "txn",
+                format!("transaction {id} failed to commit and was rolled back: {err}"),
+            );
+            Err(Problem::conflict(format!(
+                "commit of transaction {id} failed and it was rolled back: {err}"
+            ))
+            .with("transaction", info))
         }
         Err(err) => {
             app.txns.restore(t);
@@ -128,7 +142,10 @@ pub async fn begin(req: Req) -> Result<Resp, Problem> {
     )
     .await?;
     let mut r = http::json(StatusCode::CREATED, &info);
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("/api/v1/transactions/{}", info.transaction_id)) {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+        "/api/v1/transactions/{}",
+        info.transaction_id
+    )) {
         r.headers_mut().insert(hyper::header::LOCATION, v);
     }
     Ok(r)
@@ -148,7 +165,9 @@ pub async fn get(req: Req) -> Result<Resp, Problem> {
     params(("id" = String, Path)),
     responses((status = 200, body = TxnInfo), (status = 403), (status = 404), (status = 409)))]
 pub async fn commit(req: Req) -> Result<Resp, Problem> {
-    Ok(http::ok(&finish_txn(&req.app, req.who()?, req.param(0), true).await?))
+    Ok(http::ok(
+        &finish_txn(&req.app, req.who()?, req.param(0), true).await?,
+    ))
 }
 
 /// Rolls back: the transaction's memory context is dropped.
@@ -156,5 +175,7 @@ pub async fn commit(req: Req) -> Result<Resp, Problem> {
     params(("id" = String, Path)),
     responses((status = 200, body = TxnInfo), (status = 403), (status = 404), (status = 409)))]
 pub async fn rollback(req: Req) -> Result<Resp, Problem> {
-    Ok(http::ok(&finish_txn(&req.app, req.who()?, req.param(0), false).await?))
+    Ok(http::ok(
+        &finish_txn(&req.app, req.who()?, req.param(0), false).await?,
+    ))
 }
