@@ -596,6 +596,7 @@ impl QueryRoot {
     }
 
     /// Rows of a table: filter, order, window.
+    #[allow(clippy::too_many_arguments)]
     async fn query_table(
         &self,
         ctx: &Context<'_>,
@@ -800,7 +801,7 @@ impl QueryRoot {
         }
         let (l, _) = check_window(limit.or(Some(100)), None)?;
         let cat = catalog(ctx).await?;
-        let pattern = format!("%{}%", query.replace('%', "").replace('_', ""));
+        let pattern = format!("%{}%", query.replace(['%', '_'], ""));
         let mut hits = Vec::new();
         let mut total = 0;
         for t in cat.iter().filter(|t| {

@@ -128,7 +128,7 @@ impl Pool {
     /// A pool with `min_connections` slots created.
     pub fn new(cfg: PoolConfig) -> Arc<Pool> {
         let now = Instant::now();
-        let p = Arc::new(Pool {
+        Arc::new(Pool {
             sem: Arc::new(Semaphore::new(cfg.max_connections as usize)),
             idle: Mutex::new(
                 (0..cfg.min_connections.min(cfg.max_connections))
@@ -144,8 +144,7 @@ impl Pool {
             wait_us: AtomicU64::new(0),
             max_wait_us: AtomicU64::new(0),
             cfg,
-        });
-        p
+        })
     }
 
     /// Takes a slot, waiting up to the connection timeout.

@@ -19,8 +19,8 @@ pub struct Problem {
     pub title: &'static str,
     /// This occurrence.
     pub detail: String,
-    /// Extension members.
-    pub ext: Map<String, Value>,
+    /// Extension members (boxed: a `Problem` travels in every `Result`).
+    pub ext: Box<Map<String, Value>>,
     /// Extra response headers (`Allow`, `WWW-Authenticate`, `Retry-After`).
     pub headers: Vec<(&'static str, String)>,
 }
@@ -38,7 +38,7 @@ impl Problem {
             kind,
             title,
             detail: detail.into(),
-            ext: Map::new(),
+            ext: Box::default(),
             headers: Vec::new(),
         }
     }
@@ -202,7 +202,7 @@ impl Problem {
         if let Some(i) = instance {
             m.insert("instance".into(), Value::String(i.into()));
         }
-        for (k, v) in &self.ext {
+        for (k, v) in self.ext.iter() {
             m.entry(k.clone()).or_insert_with(|| v.clone());
         }
         Value::Object(m)

@@ -157,48 +157,51 @@ async fn housekeeping(w: Weak<App>) {
                 ),
             );
         }
-        // The debugger's findings (double/invalid frees, overflows, writes after free).
-        if let Some(d) = app.debugger {
-            if tick % 2 == 0 && d.level() >= rustydb_memory::DebugLevel::Tracking {
-                let a = app.clone();
-                let st = tokio::task::spawn_blocking(move || {
-                    let d = a.debugger.expect("checked");
-                    let s = d.stats();
-                    (
-                        s.reports,
-                        if s.reports > 0 {
-                            d.reports()
-                        } else {
-                            Vec::new()
-                        },
-                    )
-                })
-                .await;
-                if let Ok((n, reports)) = st {
-                    if n > last_reports {
-                        let new = (n - last_reports) as usize;
-                        let kinds: Vec<String> = reports
-                            .iter()
-                            .rev()
-                            .take(new.min(8))
-                            .map(|r| format!("{:?} of {} bytes ({})", r.kind, r.size, r.component))
-                            .collect();
-                        let msg = format!(
-                            "memory debugger reported {new} new finding(s): {}",
-                            kinds.join("; ")
-                        );
-                        app.logs.error("memory", msg.clone());
-                        app.alerts.raise(
-                            "critical",
-                            "memory.debugger",
-                            msg,
-                            true,
-                            json!({"reports_total": n, "new": new}),
-                        );
-                        last_reports = n;
-                    }
-                }
-            }
+        if tick.is_multiple_of(2) {
+            check_debugger(&app, &mut last_reports).await;
         }
     }
+}
+
+/// Raises an alert for the debugger's new findings (double/invalid frees,
+/// overflows, writes after free).
+async fn check_debugger(app: &Arc<App>, last_reports: &mut u64) {
+    let Some(d) = app.debugger else { return };
+    if d.level() < rustydb_memory::DebugLevel::Tracking {
+        return;
+    }
+    let st = tokio::task::spawn_blocking(move || {
+        let s = d.stats();
+        let reports = if s.reports > 0 {
+            d.reports()
+        } else {
+            Vec::new()
+        };
+        (s.reports, reports)
+    })
+    .await;
+    let Ok((n, reports)) = st else { return };
+    if n <= *last_reports {
+        return;
+    }
+    let new = (n - *last_reports) as usize;
+    let kinds: Vec<String> = reports
+        .iter()
+        .rev()
+        .take(new.min(8))
+        .map(|r| format!("{:?} of {} bytes ({})", r.kind, r.size, r.component))
+        .collect();
+    let msg = format!(
+        "memory debugger reported {new} new finding(s): {}",
+        kinds.join("; ")
+    );
+    app.logs.error("memory", msg.clone());
+    app.alerts.raise(
+        "critical",
+        "memory.debugger",
+        msg,
+        true,
+        json!({"reports_total": n, "new": new}),
+    );
+    *last_reports = n;
 }
