@@ -43,6 +43,16 @@ impl Level {
     }
 }
 
+/// One record as stored (the time is formatted when records are read).
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    unix_ms: u64,
+    level: Level,
+    target: &'static str,
+    message: String,
+}
+
 /// One record.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Record {
@@ -64,7 +74,7 @@ pub struct Record {
 #[derive(Debug)]
 pub struct LogRing {
     cap: usize,
-    buf: Mutex<VecDeque<Record>>,
+    buf: Mutex<VecDeque<Entry>>,
     next: AtomicU64,
     stderr: bool,
 }
@@ -83,22 +93,16 @@ impl LogRing {
     /// Appends a record (dropping the oldest when full).
     pub fn log(&self, level: Level, target: &'static str, message: impl Into<String>) {
         let unix_ms = super::http::unix_ms();
-        let r = Record {
+        let r = Entry {
             seq: self.next.fetch_add(1, Ordering::Relaxed),
-            timestamp: super::http::rfc3339(unix_ms),
             unix_ms,
             level,
             target,
             message: message.into(),
         };
         if self.stderr && level >= Level::Info {
-            eprintln!(
-                "{} {:5} {}: {}",
-                r.timestamp,
-                level.as_str(),
-                target,
-                r.message
-            );
+            let t = super::http::rfc3339(unix_ms);
+            eprintln!("{t} {:5} {}: {}", level.as_str(), target, r.message);
         }
         let mut b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() == self.cap {
@@ -133,7 +137,14 @@ impl LogRing {
             .rev()
             .filter(|r| r.level >= min && r.seq > after)
             .take(limit)
-            .cloned()
+            .map(|e| Record {
+                seq: e.seq,
+                timestamp: super::http::rfc3339(e.unix_ms),
+                unix_ms: e.unix_ms,
+                level: e.level,
+                target: e.target,
+                message: e.message.clone(),
+            })
             .collect();
         v.reverse();
         v

@@ -164,10 +164,10 @@ impl RateWindow {
 /// Labels of the per-route counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// HTTP method.
-    pub method: String,
+    /// HTTP method (`OTHER` for extension methods).
+    pub method: &'static str,
     /// Route pattern (`/api/v1/pools/{id}`), `unmatched` for 404s.
-    pub route: String,
+    pub route: &'static str,
     /// Status code.
     pub status: u16,
 }
@@ -176,7 +176,7 @@ pub struct RouteLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabels {
     /// `2xx`, `4xx`, `5xx`.
-    pub class: String,
+    pub class: &'static str,
 }
 
 /// Labels of the pool gauges.
@@ -319,7 +319,24 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub fn record(
+        &self,
+        method: &hyper::Method,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        use hyper::Method as M;
+        let method = match *method {
+            M::GET => "GET",
+            M::POST => "POST",
+            M::PUT => "PUT",
+            M::DELETE => "DELETE",
+            M::HEAD => "HEAD",
+            M::PATCH => "PATCH",
+            M::OPTIONS => "OPTIONS",
+            _ => "OTHER",
+        };
         self.total.fetch_add(1, Ordering::Relaxed);
         let class = match status {
             0..=399 => {
@@ -339,15 +356,13 @@ impl Metrics {
         self.rate.add(1);
         self.by_route
             .get_or_create(&RouteLabels {
-                method: method.to_string(),
-                route: route.to_string(),
+                method,
+                route,
                 status,
             })
             .inc();
         self.duration
-            .get_or_create(&ClassLabels {
-                class: class.into(),
-            })
+            .get_or_create(&ClassLabels { class })
             .observe(elapsed.as_secs_f64());
     }
 }

@@ -340,6 +340,17 @@ pub static ROUTES: &[Route] = &[
     },
 ];
 
+/// The patterns of [`ROUTES`], split into segments once.
+fn split_patterns() -> &'static [Vec<&'static str>] {
+    static SPLIT: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    SPLIT.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|r| r.pattern.split('/').collect())
+            .collect()
+    })
+}
+
 /// What a path and method resolve to.
 #[derive(Debug)]
 pub enum Resolved {
@@ -364,8 +375,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Resolved, Problem> {
     } else {
         method.as_str()
     };
-    for r in ROUTES {
-        let pat: Vec<&str> = r.pattern.split('/').collect();
+    for (r, pat) in ROUTES.iter().zip(split_patterns()) {
         if pat.len() != segs.len() {
             continue;
         }

@@ -108,7 +108,7 @@ where
     );
     let el = t0.elapsed();
     let status = resp.status().as_u16();
-    app.metrics.record(method.as_str(), route, status, el);
+    app.metrics.record(&method, route, status, el);
     app.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
     if let Some(c) = &conn {
         c.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -95,6 +95,9 @@ pub struct App {
     pub ballast: Mutex<Option<Ballast>>,
     /// Set when shutdown begins.
     pub shutting_down: AtomicBool,
+    /// The storage health check's last result and when it was taken (the
+    /// check costs two path lookups; health probes reuse it for a second).
+    pub storage_check: Mutex<Option<(Instant, bool)>>,
 }
 
 impl std::fmt::Debug for App {
@@ -146,6 +149,7 @@ impl App {
             start_mark,
             ballast: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
+            storage_check: Mutex::new(None),
             cfg,
         }))
     }

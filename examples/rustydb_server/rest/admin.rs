@@ -79,9 +79,20 @@ pub async fn health(req: Req) -> Result<Resp, Problem> {
         },
     );
     let dir = &app.cfg.data_dir;
+    let ok = {
+        let mut c = app.storage_check.lock().unwrap_or_else(|e| e.into_inner());
+        match *c {
+            Some((at, ok)) if at.elapsed() < std::time::Duration::from_secs(1) => ok,
+            _ => {
+                let ok = writable(dir);
+                *c = Some((std::time::Instant::now(), ok));
+                ok
+            }
+        }
+    };
     checks.insert(
         "storage",
-        if writable(dir) {
+        if ok {
             Check {
                 status: "healthy",
                 message: format!("data directory {} is writable", dir.display()),
