@@ -1269,6 +1269,56 @@ async fn bad_input_and_auth() {
     srv.stop().await;
 }
 
+/// The fuzz target's entry point: no socket, its own app and runtime.
+#[test]
+fn fuzz_entry_point_answers() {
+    let auth = |t: &str| {
+        vec![(
+            b"authorization".to_vec(),
+            format!("Bearer {t}").into_bytes(),
+        )]
+    };
+    assert_eq!(
+        server::fuzz_request(b"GET", b"/api/v1/admin/health", &[], b"").status,
+        200
+    );
+    assert_eq!(
+        server::fuzz_request(b"GET", b"/api/v1/pools", &[], b"").status,
+        401
+    );
+    let ro = auth(server::FUZZ_TOKENS[2].1);
+    let r = server::fuzz_request(b"GET", b"/api/v1/pools/default/stats", &ro, b"");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let ad = auth(server::FUZZ_TOKENS[0].1);
+    let r = server::fuzz_request(
+        b"POST",
+        b"/api/v1/memory/ballast",
+        &ad,
+        br#"{"bytes": 1073741824}"#,
+    );
+    assert_eq!(r.status, 400, "the fuzz app caps ballast");
+    let r = server::fuzz_request(
+        b"POST",
+        b"/api/v1/transactions",
+        &auth(server::FUZZ_TOKENS[1].1),
+        b"{}",
+    );
+    assert_eq!(r.status, 201);
+    for (m, t, b) in [
+        (
+            &b"POST"[..],
+            &b"/graphql"[..],
+            &b"{\"query\": \"{ __typename }\"}"[..],
+        ),
+        (b"\xff", b"/", b""),
+        (b"GET", b"/%ff%fe", b""),
+        (b"PUT", b"/api/v1/memory/debugger", b"{\"level\":\"full\"}"),
+    ] {
+        let r = server::fuzz_request(m, t, &ad, b);
+        assert!((200..600).contains(&r.status));
+    }
+}
+
 /// A loopback HTTP listener collecting POST bodies (the webhook receiver).
 async fn webhook_sink() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Value>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

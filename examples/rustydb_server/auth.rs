@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use super::problem::Problem;
 
+/// Tokens at most (minted ones included).
+pub const MAX_TOKENS: usize = 1024;
+
 /// Roles, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -229,6 +232,11 @@ impl Auth {
     pub fn mint(&self, role: Role, label: &str) -> std::io::Result<(TokenInfo, String)> {
         let secret = generate_token()?;
         let mut g = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        if g.len() >= MAX_TOKENS {
+            return Err(std::io::Error::other(format!(
+                "{MAX_TOKENS} tokens exist; revoke some first"
+            )));
+        }
         let id = g.iter().map(|t| t.id).max().unwrap_or(0) + 1;
         let e = TokenEntry {
             id,

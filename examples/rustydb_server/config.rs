@@ -50,6 +50,9 @@ pub struct Config {
     pub log_stderr: bool,
     /// Pressure monitor sampling interval (`--pressure-interval-ms`, default 100).
     pub pressure_interval: Duration,
+    /// Largest ballast `POST /api/v1/memory/ballast` may hold (`--max-ballast`,
+    /// default: twice the memory budget, within 90 % of available memory).
+    pub max_ballast: Option<u64>,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             log_stderr: true,
             pressure_interval: Duration::from_millis(100),
+            max_ballast: None,
         }
     }
 }
@@ -119,6 +123,7 @@ USAGE: rustydb_server [FLAGS]
   --session-idle-timeout-secs <s>  idle sessions are closed after [1800]
   --shutdown-grace-secs <s>        grace period for connections at shutdown [10]
   --pressure-interval-ms <ms>      pressure monitor interval [100]
+  --max-ballast <size>             largest POST /api/v1/memory/ballast [2x budget]
   --quiet                          no log records on stderr
   -h, --help                       this text
 
@@ -182,6 +187,7 @@ const VALUE_FLAGS: &[&str] = &[
     "session-idle-timeout-secs",
     "shutdown-grace-secs",
     "pressure-interval-ms",
+    "max-ballast",
 ];
 const SWITCHES: &[&str] = &["allow-anonymous-reads", "quiet"];
 
@@ -283,6 +289,7 @@ impl Config {
                     c.session_idle_timeout = Duration::from_secs(num(name, &v)?.max(1))
                 }
                 "shutdown-grace-secs" => c.shutdown_grace = Duration::from_secs(num(name, &v)?),
+                "max-ballast" => c.max_ballast = Some(parse_size(&v)?),
                 "pressure-interval-ms" => {
                     c.pressure_interval = Duration::from_millis(num(name, &v)?.max(1))
                 }

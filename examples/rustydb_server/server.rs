@@ -307,6 +307,57 @@ pub async fn oneshot(
     raw(resp).await
 }
 
+/// Tokens of the app behind [`fuzz_request`].
+pub const FUZZ_TOKENS: [(&str, &str); 3] = [
+    ("admin", "fuzz-admin-token-0123456789"),
+    ("readwrite", "fuzz-readwrite-token-0123456789"),
+    ("readonly", "fuzz-readonly-token-0123456789"),
+];
+
+/// [`oneshot`] on a process-wide app with fixed tokens ([`FUZZ_TOKENS`]), no
+/// listener, no background tasks, no debugger, a 16 MiB ballast cap — the
+/// entry point of the `server_request` fuzz target:
+///
+/// ```ignore
+/// let r = server::fuzz_request(b"GET", b"/api/v1/pools", &[], b"");
+/// assert_eq!(r.status, 401);
+/// ```
+pub fn fuzz_request(
+    method: &[u8],
+    target: &[u8],
+    headers: &[(Vec<u8>, Vec<u8>)],
+    body: &[u8],
+) -> RawResponse {
+    static APP: std::sync::OnceLock<(tokio::runtime::Runtime, Arc<App>)> =
+        std::sync::OnceLock::new();
+    let (rt, app) = APP.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let data_dir = std::env::temp_dir().join(format!("rustydb-fuzz-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&data_dir);
+        let cfg = config::Config {
+            data_dir,
+            admin_token: Some(FUZZ_TOKENS[0].1.into()),
+            readwrite_token: Some(FUZZ_TOKENS[1].1.into()),
+            readonly_token: Some(FUZZ_TOKENS[2].1.into()),
+            log_stderr: false,
+            max_ballast: Some(16 << 20),
+            ..Default::default()
+        };
+        let app = App::new(
+            cfg,
+            rustydb_memory::MemoryManager::global(),
+            None,
+            Arc::new(engine::Unavailable),
+        )
+        .expect("the fuzz app");
+        (rt, app)
+    });
+    rt.block_on(oneshot(app, method, target, headers, body))
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Running {

@@ -263,7 +263,7 @@ pub async fn mint_token(req: Req) -> Result<Resp, Problem> {
         .app
         .auth
         .mint(role, &label)
-        .map_err(|e| Problem::internal(format!("no randomness: {e}")))?;
+        .map_err(|e| Problem::conflict(format!("cannot mint a token: {e}")))?;
     req.app.logs.info(
         "auth",
         format!(

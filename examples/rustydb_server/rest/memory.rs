@@ -553,10 +553,13 @@ pub async fn set_ballast(req: Req) -> Result<Resp, Problem> {
     // 90 % of the memory the system has available.
     let budget = req.app.mm.pressure().budget().max(1);
     let avail = rustydb_memory::sys::meminfo().map_or(u64::MAX, |m| m.available / 10 * 9);
-    let max = budget.saturating_mul(2).min(avail);
+    let max = budget
+        .saturating_mul(2)
+        .min(avail)
+        .min(req.app.cfg.max_ballast.unwrap_or(u64::MAX));
     if b.bytes == 0 || b.bytes > max {
         return Err(Problem::bad_request(format!(
-            "bytes must be 1 to {max} (twice the memory budget, within 90 % of available memory)"
+            "bytes must be 1 to {max} (twice the memory budget, within 90 % of available memory and --max-ballast)"
         )));
     }
     let old = req
