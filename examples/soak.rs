@@ -5,14 +5,19 @@
 //!
 //! `cargo run --release --example soak -- --seconds 60 --threads 2`
 //!
-//! Memory contexts, the buffer pool and the pressure manager join the soak as
-//! they land.
+//! Beside the allocator threads: a memory-context thread (session → transaction →
+//! query contexts with limits, checkpoints, rewinds and resets, contents checked)
+//! and a `MemoryManager` with its pressure manager at a tight budget (current RSS +
+//! 384 MiB, about 1.4× the live set; RSS as the usage source, monitor thread on), whose reclaimers run as
+//! the allocator threads push usage up.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use rustydb_memory::RustyAlloc;
+use rustydb_memory::manager::MemoryManager;
+use rustydb_memory::pressure::UsageSource;
+use rustydb_memory::{Error, MemoryContext, RustyAlloc};
 
 #[global_allocator]
 static GLOBAL: RustyAlloc = RustyAlloc::new();
@@ -150,6 +155,64 @@ fn main() {
     }
     drop(senders);
 
+    // The memory-context worker.
+    let ctx_ops = Arc::new(AtomicU64::new(0));
+    {
+        let (stop, errors, ctx_ops) = (stop.clone(), errors.clone(), ctx_ops.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut rng = Rng(0xC0FF_EE00_D15E_A5E5);
+            let mut session = MemoryContext::builder("soak-session")
+                .limit(64 << 20)
+                .build();
+            while !stop.load(Ordering::Relaxed) {
+                {
+                    let txn = session.child("soak-txn", Some(16 << 20));
+                    for q in 0..8u64 {
+                        let query = txn.child("soak-query", Some(1 << 20));
+                        let n = (rng.next() % 4000) as usize + 1;
+                        match query.try_alloc_slice_copy(&vec![q as u8; n]) {
+                            Ok(s) => {
+                                if s.iter().any(|&b| b != q as u8) {
+                                    errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Err(e) => {
+                                eprintln!("context error: {e}");
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        // A runaway query must hit its own limit, not crash.
+                        if !matches!(
+                            query.try_alloc_slice_copy(&vec![0u8; 2 << 20]),
+                            Err(Error::LimitExceeded { .. })
+                        ) {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        ctx_ops.fetch_add(2, Ordering::Relaxed);
+                    }
+                }
+                let cp = session.checkpoint();
+                let keep = session.alloc_str("kept across the rewind").len();
+                session.alloc_slice_copy(&[9u8; 10_000]);
+                if session.rewind(&cp).is_err() || keep != 22 {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                if rng.next().is_multiple_of(16) {
+                    session.reset();
+                }
+            }
+        }));
+    }
+
+    // The memory manager with a tight budget.
+    let budget = rss() + (384 << 20);
+    let manager = MemoryManager::builder()
+        .budget(budget)
+        .usage_source(UsageSource::ProcessRss)
+        .interval(Duration::from_millis(50))
+        .build()
+        .expect("memory manager");
+
     let start = Instant::now();
     let mut samples = Vec::new();
     while start.elapsed() < Duration::from_secs(seconds) {
@@ -157,15 +220,20 @@ fn main() {
         let r = rss();
         samples.push(r);
         let s = GLOBAL.stats();
+        let p = manager.pressure().stats();
         println!(
-            "t={:>4}s ops={:>11} errors={} rss={:>6} MiB mapped={:>6} MiB in_use={:>6} MiB segments={}",
+            "t={:>4}s ops={:>11} ctx_ops={:>8} errors={} rss={:>6} MiB mapped={:>6} MiB in_use={:>6} MiB segments={} pressure={} ({:.0}% of budget, {} releases)",
             start.elapsed().as_secs(),
             ops.load(Ordering::Relaxed),
+            ctx_ops.load(Ordering::Relaxed),
             errors.load(Ordering::Relaxed),
             r >> 20,
             s.bytes_mapped >> 20,
             s.bytes_in_use >> 20,
-            s.segments
+            s.segments,
+            p.level,
+            p.usage as f64 * 100.0 / budget as f64,
+            p.releases,
         );
     }
     stop.store(true, Ordering::Relaxed);
@@ -184,6 +252,14 @@ fn main() {
         .max()
         .unwrap_or(0);
     let bounded = late <= early + early / 4 + (64 << 20);
+    let ps = manager.pressure().stats();
+    println!(
+        "pressure: {} transitions, {} releases, {} MiB released by reclaimers, {} events in history",
+        ps.transitions,
+        ps.releases,
+        ps.bytes_released >> 20,
+        manager.history().len()
+    );
     println!(
         "soak: {} ops, {} errors, rss early-peak {} MiB late-peak {} MiB, purge gave back {} MiB, rss after {} MiB: {}",
         ops.load(Ordering::Relaxed),

@@ -65,6 +65,13 @@ pub enum Error {
         /// What is wrong.
         what: &'static str,
     },
+    /// Advice that discards contents (`DontNeed`, `Free`) was given through the
+    /// safe `advise`; it needs the `unsafe` `unchecked_advise`.
+    #[error("advice {advice} discards contents: use unchecked_advise")]
+    DestructiveAdvice {
+        /// The advice given.
+        advice: &'static str,
+    },
     /// The kernel rejected a request (the `errno` it gave).
     #[error("{op} failed with errno {errno}")]
     Os {

@@ -44,8 +44,12 @@ pub use error::{Error, Result};
 #[cfg(not(rustydb_loom))]
 pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
 #[cfg(not(rustydb_loom))]
-pub use large::LargeStats;
+pub use large::{
+    AllocOptions, HugePagePolicy, LargeObjectAllocator, LargeObjectAllocatorBuilder, LargeStats,
+};
 #[cfg(not(rustydb_loom))]
 pub use manager::{MemoryManager, MemoryStats};
 #[cfg(not(rustydb_loom))]
 pub use pressure::{PressureLevel, PressureManager};
+#[cfg(not(rustydb_loom))]
+pub use sys::{Advice, HugePageSize};

@@ -15,7 +15,8 @@ pub(crate) const DEFAULT_MAGAZINE: usize = 64;
 pub(crate) const DEFAULT_PURGE_DELAY_MS: u64 = 1000;
 /// Default (and largest) large-object threshold.
 pub(crate) const DEFAULT_LARGE_THRESHOLD: usize = 256 << 10;
-const MIN_LARGE_THRESHOLD: usize = 64 << 10;
+/// Smallest large-object threshold the option accepts.
+pub(crate) const MIN_LARGE_THRESHOLD: usize = 64 << 10;
 
 static STATE: AtomicU32 = AtomicU32::new(0); // 0 = unread, 1 = read
 static MAGAZINE: AtomicUsize = AtomicUsize::new(DEFAULT_MAGAZINE);

@@ -81,9 +81,9 @@ const F_RZ: u8 = 4;
 const F_SAMPLED: u8 = 8;
 const LEVEL_UNSET: u8 = 255;
 /// Frames kept for allocation sites (the sites leak reports group by).
-const ALLOC_FRAMES: usize = 16;
+const ALLOC_FRAMES: usize = 12;
 /// Frames kept for free sites (shown in double-free and use-after-free reports).
-const FREE_FRAMES: usize = 8;
+const FREE_FRAMES: usize = 6;
 /// Default quarantine bound.
 pub const DEFAULT_QUARANTINE_BYTES: usize = 16 << 20;
 /// Default sampling: one in this many small allocations gets guard pages (at Full).
@@ -505,24 +505,35 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
         if level >= DebugLevel::Tracking
             && let Some(s) = self.state()
         {
-            let free_stack = if level == DebugLevel::Full {
-                guarded(|| stacks::capture(2, FREE_FRAMES))
-            } else {
-                0
-            };
             let looked = s.table.update(user, |r| {
                 if r.freed != 0 {
                     Some(r)
-                } else if r.flags & F_RZ != 0 && r.flags & F_SAMPLED == 0 {
-                    Some(Record {
-                        freed: 1,
-                        free_stack,
-                        ..r
-                    })
+                } else if r.flags & F_TRACKED != 0 && r.flags & F_SAMPLED == 0 {
+                    Some(Record { freed: 1, ..r })
                 } else {
                     None
                 }
             });
+            // The free site is captured only for blocks whose allocation site was
+            // (unwinding is most of the Full level's cost), and recorded for the
+            // quarantined ones, where a later report can use it.
+            let free_stack = match looked {
+                Some(r) if r.freed == 0 && r.alloc_stack != 0 => {
+                    guarded(|| stacks::capture(2, FREE_FRAMES))
+                }
+                Some(r) if r.freed != 0 && level == DebugLevel::Full => {
+                    guarded(|| stacks::capture(2, FREE_FRAMES))
+                }
+                _ => 0,
+            };
+            if let Some(r) = looked
+                && r.freed == 0
+                && free_stack != 0
+                && r.flags & F_RZ != 0
+                && r.flags & F_SAMPLED == 0
+            {
+                s.table.update(user, |q| Some(Record { free_stack, ..q }));
+            }
             match looked {
                 Some(r) if r.freed == 0 => record = Some(Record { free_stack, ..r }),
                 Some(r) => {
@@ -622,13 +633,18 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
         let block = user - pre;
         let bl_size = pre + size + tail(flags);
         let bl_align = layout.align().max(16);
-        // Quarantine (Full blocks): poison, mark freed, hold back.
-        if let (Some(s), true) = (state, flags & F_RZ != 0 && flags & F_TRACKED != 0) {
+        // Quarantine (tracked blocks): mark freed, poison (Full), hold back. Below
+        // Full the quarantine is a delay only: it keeps a recently freed block in the
+        // side table, so a double free of it is found without touching its memory.
+        if let (Some(s), true) = (state, flags & F_TRACKED != 0) {
+            let poisoned = flags & F_RZ != 0;
             // SAFETY: the header and user bytes are inside our live block.
             unsafe {
                 ((user - HEADER) as *mut Header)
                     .write(Header::new(user, size, FREED, flags, component));
-                (user as *mut u8).write_bytes(POISON, size);
+                if poisoned {
+                    (user as *mut u8).write_bytes(POISON, size);
+                }
             }
             if record.is_none() {
                 // Freed below the Tracking level: not marked by `dealloc_impl`.
@@ -647,6 +663,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
                 block,
                 block_size: bl_size,
                 block_align: bl_align,
+                poisoned,
             };
             let mut out = [Entry::default(); 8];
             // Relaxed: a bound read racily.
@@ -679,8 +696,13 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
 
     /// Verifies a block's poison, reports a write after free, and frees it.
     fn leave_quarantine(&self, s: &State, e: &Entry) {
-        // SAFETY: quarantined blocks stay allocated until here.
-        if let Some(i) = unsafe { quarantine::first_unpoisoned(e.user as *const u8, e.size) } {
+        let damaged = if e.poisoned {
+            // SAFETY: quarantined blocks stay allocated until here.
+            unsafe { quarantine::first_unpoisoned(e.user as *const u8, e.size) }
+        } else {
+            None
+        };
+        if let Some(i) = damaged {
             let r = s.table.get(e.user);
             let mut rep = RawReport::new(ReportKind::WriteAfterFree, e.user);
             rep.size = e.size;

@@ -21,6 +21,8 @@ pub(crate) struct Entry {
     pub(crate) block: usize,
     pub(crate) block_size: usize,
     pub(crate) block_align: usize,
+    /// Whether the user bytes were poisoned (Full level) and must be verified.
+    pub(crate) poisoned: bool,
 }
 
 struct Ring {

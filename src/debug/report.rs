@@ -13,9 +13,9 @@ use super::stacks;
 pub enum ReportKind {
     /// A block freed twice.
     DoubleFree,
-    /// A pointer that is not a live block: never handed out here, or already
-    /// freed and no longer remembered (below the Full level freed blocks are not
-    /// quarantined, so a second free of one is reported as this).
+    /// A pointer that is not a live block: never handed out here, or freed so
+    /// long ago that it has left the quarantine (a second free of such a block is
+    /// reported as this).
     InvalidFree,
     /// A freed block was written to while in quarantine.
     WriteAfterFree,

@@ -3,20 +3,33 @@
 //! exist in it; afterwards the parent releases them and the child resets them.
 
 use super::heap::HEAP;
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 
-static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// 0 = not installed, 1 = being installed, 2 = installed.
+static STATE: AtomicU32 = AtomicU32::new(0);
 
-/// Installs the handlers once per process.
+/// Installs the handlers once per process. Returns only once they are
+/// installed, so no thread can fork while its caches are live but unprotected.
 pub(crate) fn install() {
-    // Relaxed + swap: only one caller installs; the handlers need no data from it.
-    if INSTALLED.load(Ordering::Relaxed) || INSTALLED.swap(true, Ordering::Relaxed) {
+    // Acquire: pairs with the Release below.
+    if STATE.load(Ordering::Acquire) == 2 {
         return;
     }
-    // SAFETY: the three handlers are `extern "C"` functions without arguments
-    // that never unwind; registering them has no other precondition.
-    unsafe {
-        libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+    if STATE
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+        .is_ok()
+    {
+        // SAFETY: the three handlers are `extern "C"` functions without arguments
+        // that never unwind; registering them has no other precondition.
+        unsafe {
+            libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+        }
+        // Release: the registration happens-before any thread seeing 2.
+        STATE.store(2, Ordering::Release);
+        return;
+    }
+    while STATE.load(Ordering::Acquire) != 2 {
+        crate::sync::spin_hint();
     }
 }
 

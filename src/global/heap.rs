@@ -122,6 +122,10 @@ impl Heap {
             && due != 0
         {
             self.trim_depots(false);
+            // Free units older than the decay delay go back to the OS now, not at
+            // some later slab release (an idle or steady program may have none).
+            self.segments.purge(crate::options::purge_delay_ns());
+            crate::large::decay();
         }
     }
 

@@ -9,7 +9,7 @@ use super::heap::HEAP;
 use super::stats::{self, AllocStats};
 use super::thread_cache;
 use crate::slab::segment::SegmentHeader;
-use crate::slab::size_class::{FAST_CLASS, FAST_MAX, NUM_CLASSES, class_of};
+use crate::slab::size_class::{NUM_CLASSES, SMALL_MAX, class_of};
 use crate::sync::Ordering;
 
 /// The allocator: a slab/magazine allocator for objects up to 256 KiB and direct
@@ -48,6 +48,7 @@ impl RustyAlloc {
     /// units and unmaps free segments (one is kept), and purges the large-object
     /// cache. Returns the bytes given back by this call.
     pub fn purge(&self) -> u64 {
+        let large_before = crate::large::stats().bytes_mapped as u64;
         // Relaxed: statistics, before/after.
         let before = HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed);
         thread_cache::flush_current();
@@ -56,8 +57,12 @@ impl RustyAlloc {
             c.release_empty(&HEAP.segments);
         }
         HEAP.segments.purge(0);
+        let metadata = HEAP.pool.release_unused() as u64;
         crate::large::purge();
+        let large_freed = large_before.saturating_sub(crate::large::stats().bytes_mapped as u64);
         HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before
+            + large_freed
+            + metadata
     }
 }
 
@@ -82,21 +87,24 @@ fn route(size: usize, align: usize) -> Route {
             None => return Route::Invalid,
         }
     };
-    if need < crate::options::large_threshold() {
+    // Below the smallest threshold the option allows, no need to read it.
+    if need < crate::options::MIN_LARGE_THRESHOLD || need < crate::options::large_threshold() {
         Route::Class(class_of(need))
     } else {
         Route::Large
     }
 }
 
+/// Sizes up to 32 KiB with the default alignment: always a size class, found by
+/// one table load (no threshold to consult: it is at least 64 KiB).
 #[inline(always)]
 fn is_fast(size: usize, align: usize) -> bool {
-    size <= FAST_MAX && align <= 16
+    size <= SMALL_MAX && align <= 16
 }
 
 #[inline(always)]
 fn fast_class(size: usize) -> usize {
-    FAST_CLASS[(size + 15) >> 4] as usize
+    class_of(size)
 }
 
 #[cold]

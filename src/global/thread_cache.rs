@@ -87,10 +87,14 @@ struct ExitGuard;
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         CACHE.with(|tc| {
-            flush(tc);
+            // An exiting thread's cached objects go back to their slabs (not to the
+            // depot, where nothing may ever ask for them again), so their memory can
+            // be purged; then the periodic depot trim gets a chance to run.
+            flush_to_slabs(tc);
             tc.state.set(DEAD);
             unregister(tc);
         });
+        HEAP.maybe_trim();
     }
 }
 
@@ -350,6 +354,25 @@ pub(crate) fn flush(tc: &ThreadCache) {
                 if !(*m).is_full() {
                     HEAP.flush_magazine(class, m);
                 }
+                HEAP.depots[class].put(m);
+            }
+        }
+    }
+}
+
+/// Empties every magazine of the cache into the slabs and returns the
+/// magazines (now empty) to the depot.
+fn flush_to_slabs(tc: &ThreadCache) {
+    for (class, cc) in tc.classes.iter().enumerate() {
+        for slot in [&cc.loaded, &cc.previous] {
+            // Relaxed: own cache.
+            let m = slot.swap(sentinel(), Ordering::Relaxed);
+            if m == sentinel() {
+                continue;
+            }
+            // SAFETY: `m` is ours; emptied, it is a valid "empty" magazine for the depot.
+            unsafe {
+                HEAP.flush_magazine(class, m);
                 HEAP.depots[class].put(m);
             }
         }

@@ -7,7 +7,13 @@
 mod level;
 mod manager;
 mod monitor;
-pub mod signal;
+
+/// The allocator → monitor signal and the crate's mapped-bytes counter (kept in
+/// `sys`, the layer every mapping goes through).
+pub mod signal {
+    pub use crate::sys::mapped::{SIGNAL_STEP, mapped_bytes, wake_monitors};
+    pub(crate) use crate::sys::mapped::{register_wake_fd, unregister_wake_fd};
+}
 
 pub use level::{PressureLevel, Thresholds};
 pub use manager::{

@@ -19,6 +19,8 @@ struct DepotInner {
     /// Fewest full / empty magazines seen since the last trim.
     min_full: usize,
     min_empty: usize,
+    /// Objects in full magazines.
+    rounds: usize,
 }
 
 /// The per-class magazine depot.
@@ -55,6 +57,7 @@ macro_rules! depot_new {
                 nempty: 0,
                 min_full: 0,
                 min_empty: 0,
+                rounds: 0,
             }),
             rounds: AtomicUsize::new(0),
             full: AtomicUsize::new(0),
@@ -81,19 +84,18 @@ impl Depot {
         &self.lock
     }
 
+    /// Mirrors the counts for statistics with plain stores (no locked
+    /// instruction inside the critical section).
     fn publish(&self, inner: *mut DepotInner, delta_rounds: isize) {
         // SAFETY: called with the lock held.
-        let (nf, ne) = unsafe { ((*inner).nfull, (*inner).nempty) };
+        let (nf, ne, r) = unsafe {
+            (*inner).rounds = (*inner).rounds.wrapping_add_signed(delta_rounds);
+            ((*inner).nfull, (*inner).nempty, (*inner).rounds)
+        };
         // Relaxed: statistics mirrors, read racily.
         self.full.store(nf, Ordering::Relaxed);
         self.empty.store(ne, Ordering::Relaxed);
-        if delta_rounds >= 0 {
-            self.rounds
-                .fetch_add(delta_rounds as usize, Ordering::Relaxed);
-        } else {
-            self.rounds
-                .fetch_sub((-delta_rounds) as usize, Ordering::Relaxed);
-        }
+        self.rounds.store(r, Ordering::Relaxed);
     }
 
     /// If a full magazine is available, takes `empty` (unless null) onto the

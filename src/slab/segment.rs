@@ -216,7 +216,6 @@ impl SegmentManager {
                     if retained >= RETAIN_EMPTY {
                         unlink(&mut (*inner).with_free, seg);
                         sys::unmap(seg.cast(), SEGMENT_SIZE);
-                        crate::pressure::signal::note_unmapped(SEGMENT_SIZE);
                         // Relaxed: statistics.
                         self.counters.segments.fetch_sub(1, Ordering::Relaxed);
                         self.counters
@@ -275,7 +274,6 @@ impl SegmentManager {
         let seg = sys::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE)?
             .as_ptr()
             .cast::<SegmentHeader>();
-        crate::pressure::signal::note_mapped(SEGMENT_SIZE);
         // SAFETY: a fresh zeroed mapping of SEGMENT_SIZE bytes, exclusively ours;
         // zero is a valid `Slab::EMPTY` for every descriptor.
         unsafe {

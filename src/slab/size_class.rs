@@ -26,6 +26,20 @@ pub(crate) static CLASS_SIZE: [u32; NUM_CLASSES] = class_sizes();
 /// `(size + 15) / 16` → class, for sizes up to [`FAST_MAX`].
 pub(crate) static FAST_CLASS: [u8; FAST_MAX / 16 + 1] = fast_table();
 
+/// `(size + 127) / 128` → class, for sizes up to [`SMALL_MAX`]. Exact above
+/// 1 KiB, where every class boundary is a multiple of 128.
+pub(crate) static MID_CLASS: [u8; SMALL_MAX / 128 + 1] = mid_table();
+
+const fn mid_table() -> [u8; SMALL_MAX / 128 + 1] {
+    let mut t = [0u8; SMALL_MAX / 128 + 1];
+    let mut q = 1;
+    while q < t.len() {
+        t[q] = class_of_slow(q * 128) as u8;
+        q += 1;
+    }
+    t
+}
+
 const fn class_sizes() -> [u32; NUM_CLASSES] {
     let mut t = [0u32; NUM_CLASSES];
     let mut i = 0;
@@ -89,11 +103,13 @@ pub(crate) const fn class_of_slow(size: usize) -> usize {
     }
 }
 
-/// The class for `size` (`0..=MEDIUM_MAX`): one table load for sizes up to 1 KiB.
+/// The class for `size` (`0..=MEDIUM_MAX`): one table load up to 32 KiB.
 #[inline(always)]
 pub(crate) fn class_of(size: usize) -> usize {
     if size <= FAST_MAX {
         FAST_CLASS[(size + 15) >> 4] as usize
+    } else if size <= SMALL_MAX {
+        MID_CLASS[(size + 127) >> 7] as usize
     } else {
         class_of_slow(size)
     }

@@ -99,6 +99,7 @@ fn mmap_raw(len: usize, extra_flags: libc::c_int) -> Option<NonNull<u8>> {
     if p == libc::MAP_FAILED {
         None
     } else {
+        super::mapped::note_mapped(len);
         NonNull::new(p.cast::<u8>())
     }
 }
@@ -106,20 +107,6 @@ fn mmap_raw(len: usize, extra_flags: libc::c_int) -> Option<NonNull<u8>> {
 /// Maps `len` bytes (a multiple of the page size) of zeroed, read-write memory.
 pub(crate) fn map(len: usize) -> Option<NonNull<u8>> {
     mmap_raw(len, 0)
-}
-
-/// Maps `len` bytes with explicit huge pages of `size`; `None` when the kernel
-/// has no such pages reserved (the caller falls back).
-#[allow(dead_code)] // used by the large-object allocator (issue 3)
-pub(crate) fn map_huge(len: usize, size: HugePageSize) -> Option<NonNull<u8>> {
-    let flag = match size {
-        HugePageSize::TwoMiB => libc::MAP_HUGE_2MB,
-        HugePageSize::OneGiB => libc::MAP_HUGE_1GB,
-    };
-    if !len.is_multiple_of(size.bytes()) {
-        return None;
-    }
-    mmap_raw(len, libc::MAP_HUGETLB | flag)
 }
 
 /// Maps `len` bytes aligned to `align` (a power of two ≥ the page size) by
@@ -155,8 +142,8 @@ pub(crate) fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
 pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
     // SAFETY: the caller guarantees the range is ours and unused; munmap of such a
     // range cannot fail except for EINVAL, which we ignore (nothing to recover).
-    unsafe {
-        libc::munmap(ptr.cast(), len);
+    if unsafe { libc::munmap(ptr.cast(), len) } == 0 {
+        super::mapped::note_unmapped(len);
     }
 }
 
@@ -219,6 +206,52 @@ pub(crate) unsafe fn remap(
     if p == libc::MAP_FAILED {
         None
     } else {
+        if new > old {
+            super::mapped::note_mapped(new - old);
+        } else {
+            super::mapped::note_unmapped(old - new);
+        }
+        NonNull::new(p.cast::<u8>())
+    }
+}
+
+/// The calling thread's `errno` (the reason the last failed call gave).
+pub(crate) fn errno() -> i32 {
+    // SAFETY: `__errno_location` returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Maps `len` bytes (a multiple of `size`) of explicit huge pages **with a
+/// reservation**: `None` unless the kernel's pool for `size` can back the whole
+/// range now.
+///
+/// No `MAP_NORESERVE` here: for hugetlb mappings it skips the reservation, so the
+/// `mmap` would succeed with an empty pool and the first touch of a page the pool
+/// cannot supply would raise `SIGBUS`. Callers need a refusal they can fall back from.
+pub(crate) fn map_huge_reserved(len: usize, size: HugePageSize) -> Option<NonNull<u8>> {
+    let flag = match size {
+        HugePageSize::TwoMiB => libc::MAP_HUGE_2MB,
+        HugePageSize::OneGiB => libc::MAP_HUGE_1GB,
+    };
+    if len == 0 || !len.is_multiple_of(size.bytes()) {
+        return None;
+    }
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+    // cannot alias any existing Rust object; failure is reported as MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | flag,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        super::mapped::note_mapped(len);
         NonNull::new(p.cast::<u8>())
     }
 }

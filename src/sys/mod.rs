@@ -4,14 +4,17 @@
 //! `None` ("unknown").
 
 mod env;
+pub(crate) mod mapped;
 mod mem;
 mod readings;
 
 pub(crate) use env::env_usize;
 pub use mem::{Advice, HugePageSize};
 #[allow(unused_imports)]
-pub(crate) use mem::{advise, map, map_aligned, map_huge, page_size, populate, remap, unmap};
+pub(crate) use mem::{
+    advise, errno, map, map_aligned, map_huge_reserved, page_size, populate, remap, unmap,
+};
 pub use readings::{
     MemInfo, MemoryPsi, cgroup_memory_current, cgroup_memory_max, meminfo, memory_psi, process_rss,
 };
-pub(crate) use readings::{coarse_now_ns, now_ns};
+pub(crate) use readings::{ThpMode, coarse_now_ns, now_ns, thp_mode};

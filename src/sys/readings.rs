@@ -190,6 +190,46 @@ pub fn memory_psi() -> Option<MemoryPsi> {
     })
 }
 
+/// The kernel's transparent-huge-page mode
+/// (`/sys/kernel/mm/transparent_hugepage/enabled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ThpMode {
+    /// Every anonymous mapping may get huge pages.
+    Always,
+    /// Only ranges advised with `MADV_HUGEPAGE` get huge pages.
+    Madvise,
+    /// No transparent huge pages.
+    Never,
+}
+
+/// 0 = not read yet, 1 = always, 2 = madvise, 3 = never, 4 = unknown.
+static THP_MODE: crate::sync::AtomicU32 = crate::sync::AtomicU32::new(0);
+
+/// The transparent-huge-page mode, read once and cached; `None` when the kernel
+/// has no THP support (the file is missing) or the file is unreadable.
+pub(crate) fn thp_mode() -> Option<ThpMode> {
+    use crate::sync::Ordering;
+    // Relaxed: an idempotent cache of a value that does not change under us
+    // (racing first readers compute the same code).
+    let mut code = THP_MODE.load(Ordering::Relaxed);
+    if code == 0 {
+        let mut buf = [0u8; 128];
+        code = match read_file(c"/sys/kernel/mm/transparent_hugepage/enabled", &mut buf) {
+            Some(n) if buf[..n].windows(8).any(|w| w == b"[always]") => 1,
+            Some(n) if buf[..n].windows(9).any(|w| w == b"[madvise]") => 2,
+            Some(n) if buf[..n].windows(7).any(|w| w == b"[never]") => 3,
+            _ => 4,
+        };
+        THP_MODE.store(code, Ordering::Relaxed);
+    }
+    match code {
+        1 => Some(ThpMode::Always),
+        2 => Some(ThpMode::Madvise),
+        3 => Some(ThpMode::Never),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -210,6 +250,18 @@ mod tests {
         }
         if let Some(psi) = super::memory_psi() {
             assert!(psi.some_avg10_centi <= 10_000);
+        }
+    }
+
+    #[test]
+    fn thp_mode_matches_the_sysfs_file() {
+        let text = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+        let mode = super::thp_mode();
+        match text {
+            Ok(t) if t.contains("[always]") => assert_eq!(mode, Some(super::ThpMode::Always)),
+            Ok(t) if t.contains("[madvise]") => assert_eq!(mode, Some(super::ThpMode::Madvise)),
+            Ok(t) if t.contains("[never]") => assert_eq!(mode, Some(super::ThpMode::Never)),
+            _ => assert_eq!(mode, None),
         }
     }
 

@@ -1,7 +1,9 @@
-//! The allocator → monitor signal: the allocators report mapped bytes here
-//! (one atomic add per mapping, which is already a syscall's worth of work), and
-//! when the total crosses a 64 MiB step the registered monitors are woken by a
-//! write to their eventfd. No allocation, no lock.
+//! Bytes mapped by the crate, and the allocator → pressure-monitor signal.
+//!
+//! Every mapping made through `sys` (segments, large objects, metadata) is
+//! counted here — one atomic add beside a syscall — and when the total crosses a
+//! 64 MiB step the registered monitors are woken by a write to their eventfd.
+//! No allocation, no lock; the pressure layer registers the eventfds.
 
 use crate::sync::{AtomicI32, AtomicU64, Ordering};
 
@@ -12,7 +14,7 @@ const SLOTS: usize = 8;
 static MAPPED: AtomicU64 = AtomicU64::new(0);
 static WAKE_FDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 
-/// Bytes currently mapped by this crate's allocators (segments, large objects,
+/// Bytes currently mapped through `sys` by this crate (segments, large objects,
 /// metadata).
 pub fn mapped_bytes() -> u64 {
     // Relaxed: a statistic.
