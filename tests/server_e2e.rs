@@ -1441,15 +1441,15 @@ async fn pressure_alerts_and_webhooks() {
     c.post("/api/v1/query", a, json!({"sql": "SELECT 1"}))
         .await
         .problem(503);
-    let v = c.get("/api/v1/alerts", ADMIN.into()).await.json();
-    assert!(
+    // The watcher turns the event into an alert within its 50 ms poll.
+    wait_for(&mut c, "/api/v1/alerts?state=active", ADMIN, |v| {
         v["alerts"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|x| x["source"] == "memory.pressure" && x["severity"] == "emergency"),
-        "{v}"
-    );
+            .any(|x| x["source"] == "memory.pressure" && x["severity"] == "emergency")
+    })
+    .await;
     let v = c.get("/api/v1/admin/health", None).await;
     assert_ne!(v.json()["checks"]["memory"]["status"], "healthy");
     let h = c

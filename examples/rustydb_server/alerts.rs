@@ -153,6 +153,34 @@ pub struct Webhook {
     pub failures: AtomicU64,
     /// Outcome of the last call.
     pub last_result: Mutex<Option<String>>,
+    /// Events not delivered because 64 were already waiting.
+    pub dropped: AtomicU64,
+    /// Events waiting, delivered in order by one task per webhook.
+    queue: Option<tokio::sync::mpsc::Sender<Arc<Vec<u8>>>>,
+}
+
+impl Webhook {
+    /// Queues `payload` for delivery (in order; dropped and counted when 64 wait).
+    pub fn enqueue(&self, payload: Arc<Vec<u8>>) {
+        let ok = self
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.try_send(payload).is_ok());
+        if !ok {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn delivery_worker(
+    w: std::sync::Weak<Webhook>,
+    mut rx: tokio::sync::mpsc::Receiver<Arc<Vec<u8>>>,
+) {
+    // Ends when the webhook is unregistered (its sender goes with it).
+    while let Some(p) = rx.recv().await {
+        let Some(w) = w.upgrade() else { return };
+        let _ = deliver(w, p).await;
+    }
 }
 
 /// A webhook as listed.
@@ -172,6 +200,8 @@ pub struct WebhookInfo {
     pub failures: u64,
     /// Outcome of the last call (`200`, `error: …`).
     pub last_result: Option<String>,
+    /// Events dropped because the queue was full.
+    pub dropped: u64,
 }
 
 impl Webhook {
@@ -184,6 +214,7 @@ impl Webhook {
             created_at_ms: self.created_ms,
             deliveries: self.deliveries.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
             last_result: self
                 .last_result
                 .lock()
@@ -249,7 +280,11 @@ impl Webhooks {
                 "{MAX_WEBHOOKS} webhooks are registered already; delete one first"
             )));
         }
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let w = Arc::new(Webhook {
+            queue: runtime.is_some().then_some(tx),
+            dropped: AtomicU64::new(0),
             id: self.next.fetch_add(1, Ordering::Relaxed) + 1,
             url: url.to_string(),
             target,
@@ -261,6 +296,9 @@ impl Webhooks {
             failures: AtomicU64::new(0),
             last_result: Mutex::new(None),
         });
+        if let Some(rt) = runtime {
+            rt.spawn(delivery_worker(Arc::downgrade(&w), rx));
+        }
         l.push(w.clone());
         Ok(w)
     }

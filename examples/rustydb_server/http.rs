@@ -16,19 +16,19 @@ use super::problem::Problem;
 pub type Resp = Response<Full<Bytes>>;
 
 /// A response with `body` and `content_type`.
-pub fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Resp {
+pub fn bytes_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        r.headers_mut().insert(CONTENT_TYPE, v);
-    }
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// `value` as a JSON response.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp {
-    match serde_json::to_vec(value) {
-        Ok(b) => bytes_response(status, "application/json", b),
+    let mut buf = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut buf, value) {
+        Ok(()) => bytes_response(status, "application/json", buf),
         Err(e) => {
             Problem::internal(format!("response serialisation failed: {e}")).into_response(None)
         }

@@ -22,8 +22,6 @@ pub struct Req {
     pub app: Arc<App>,
     /// Method (HEAD is answered as GET).
     pub method: Method,
-    /// Path.
-    pub path: String,
     /// Query string, decoded.
     pub query: Query,
     /// Headers.
@@ -369,7 +367,17 @@ pub fn resolve(method: &Method, path: &str) -> Result<Resolved, Problem> {
     } else {
         path
     };
-    let segs: Vec<&str> = path.split('/').collect();
+    // Paths have at most 8 segments here; longer ones match nothing.
+    let mut segs = [""; 8];
+    let mut n = 0;
+    for s in path.split('/') {
+        if n == segs.len() {
+            return Ok(Resolved::NotFound);
+        }
+        segs[n] = s;
+        n += 1;
+    }
+    let segs = &segs[..n];
     let m = if method == Method::HEAD {
         "GET"
     } else {
@@ -381,7 +389,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Resolved, Problem> {
         }
         let mut params = Vec::new();
         let mut ok = true;
-        for (p, s) in pat.iter().zip(&segs) {
+        for (p, s) in pat.iter().zip(segs) {
             if p.starts_with('{') {
                 if s.is_empty() {
                     ok = false;
@@ -421,63 +429,66 @@ pub fn allowed(r: &Route) -> Vec<&'static str> {
 
 /// Runs handler `h`.
 pub async fn dispatch(h: H, req: Req) -> Result<Resp, Problem> {
+    // Each handler's future is boxed: they differ in size by kilobytes (GraphQL,
+    // SQL), and an unboxed `match` would make every request carry and copy the
+    // largest through each layer of the call chain.
     use rest::*;
     match h {
-        H::Index => admin::index(req).await,
-        H::Health => admin::health(req).await,
-        H::Config => admin::config(req).await,
-        H::Tokens => admin::tokens(req).await,
-        H::TokenMint => admin::mint_token(req).await,
-        H::TokenRevoke => admin::revoke_token(req).await,
-        H::Metrics => stats::metrics(req).await,
-        H::Prometheus => stats::prometheus(req).await,
-        H::Performance => stats::performance(req).await,
-        H::StatsSessions => stats::session_stats(req).await,
-        H::StatsQueries => stats::query_stats(req).await,
-        H::Connections => stats::connections(req).await,
-        H::Sessions => stats::sessions(req).await,
-        H::Session => stats::session(req).await,
-        H::SessionClose => stats::close_session(req).await,
-        H::Pools => pools::list(req).await,
-        H::Pool => pools::get(req).await,
-        H::PoolStats => pools::stats(req).await,
-        H::Query => sql::query(req).await,
-        H::Batch => sql::batch(req).await,
-        H::Tables => sql::tables(req).await,
-        H::Table => sql::table(req).await,
-        H::TableCreate => sql::create_table(req).await,
-        H::TableDrop => sql::drop_table(req).await,
-        H::Txns => txns::list(req).await,
-        H::TxnBegin => txns::begin(req).await,
-        H::Txn => txns::get(req).await,
-        H::TxnCommit => txns::commit(req).await,
-        H::TxnRollback => txns::rollback(req).await,
-        H::ClusterNodes => cluster::nodes(req).await,
-        H::ClusterTopology => cluster::topology(req).await,
-        H::ClusterReplication => cluster::replication(req).await,
-        H::ClusterConfig => cluster::config(req).await,
-        H::Alerts => monitor::alerts(req).await,
-        H::AlertAck => monitor::acknowledge(req).await,
-        H::Logs => monitor::logs(req).await,
-        H::MemStats => memory::stats(req).await,
-        H::MemLeaks => memory::leaks(req).await,
-        H::MemLeakMark => memory::leak_mark(req).await,
-        H::MemDebugger => memory::debugger(req).await,
-        H::MemDebuggerSet => memory::set_debugger(req).await,
-        H::Pressure => memory::pressure(req).await,
-        H::PressureCheck => memory::pressure_check(req).await,
-        H::Callbacks => memory::callbacks(req).await,
-        H::CallbackAdd => memory::add_callback(req).await,
-        H::CallbackRemove => memory::remove_callback(req).await,
-        H::Contexts => memory::contexts(req).await,
-        H::BufferPool => memory::buffer_pool(req).await,
-        H::Purge => memory::purge(req).await,
-        H::Ballast => memory::ballast(req).await,
-        H::BallastSet => memory::set_ballast(req).await,
-        H::BallastDrop => memory::drop_ballast(req).await,
-        H::OpenApi => admin::openapi(req).await,
-        H::GraphqlGet => super::graphql::http_get(req).await,
-        H::GraphqlPost => super::graphql::http_post(req).await,
+        H::Index => Box::pin(admin::index(req)).await,
+        H::Health => Box::pin(admin::health(req)).await,
+        H::Config => Box::pin(admin::config(req)).await,
+        H::Tokens => Box::pin(admin::tokens(req)).await,
+        H::TokenMint => Box::pin(admin::mint_token(req)).await,
+        H::TokenRevoke => Box::pin(admin::revoke_token(req)).await,
+        H::Metrics => Box::pin(stats::metrics(req)).await,
+        H::Prometheus => Box::pin(stats::prometheus(req)).await,
+        H::Performance => Box::pin(stats::performance(req)).await,
+        H::StatsSessions => Box::pin(stats::session_stats(req)).await,
+        H::StatsQueries => Box::pin(stats::query_stats(req)).await,
+        H::Connections => Box::pin(stats::connections(req)).await,
+        H::Sessions => Box::pin(stats::sessions(req)).await,
+        H::Session => Box::pin(stats::session(req)).await,
+        H::SessionClose => Box::pin(stats::close_session(req)).await,
+        H::Pools => Box::pin(pools::list(req)).await,
+        H::Pool => Box::pin(pools::get(req)).await,
+        H::PoolStats => Box::pin(pools::stats(req)).await,
+        H::Query => Box::pin(sql::query(req)).await,
+        H::Batch => Box::pin(sql::batch(req)).await,
+        H::Tables => Box::pin(sql::tables(req)).await,
+        H::Table => Box::pin(sql::table(req)).await,
+        H::TableCreate => Box::pin(sql::create_table(req)).await,
+        H::TableDrop => Box::pin(sql::drop_table(req)).await,
+        H::Txns => Box::pin(txns::list(req)).await,
+        H::TxnBegin => Box::pin(txns::begin(req)).await,
+        H::Txn => Box::pin(txns::get(req)).await,
+        H::TxnCommit => Box::pin(txns::commit(req)).await,
+        H::TxnRollback => Box::pin(txns::rollback(req)).await,
+        H::ClusterNodes => Box::pin(cluster::nodes(req)).await,
+        H::ClusterTopology => Box::pin(cluster::topology(req)).await,
+        H::ClusterReplication => Box::pin(cluster::replication(req)).await,
+        H::ClusterConfig => Box::pin(cluster::config(req)).await,
+        H::Alerts => Box::pin(monitor::alerts(req)).await,
+        H::AlertAck => Box::pin(monitor::acknowledge(req)).await,
+        H::Logs => Box::pin(monitor::logs(req)).await,
+        H::MemStats => Box::pin(memory::stats(req)).await,
+        H::MemLeaks => Box::pin(memory::leaks(req)).await,
+        H::MemLeakMark => Box::pin(memory::leak_mark(req)).await,
+        H::MemDebugger => Box::pin(memory::debugger(req)).await,
+        H::MemDebuggerSet => Box::pin(memory::set_debugger(req)).await,
+        H::Pressure => Box::pin(memory::pressure(req)).await,
+        H::PressureCheck => Box::pin(memory::pressure_check(req)).await,
+        H::Callbacks => Box::pin(memory::callbacks(req)).await,
+        H::CallbackAdd => Box::pin(memory::add_callback(req)).await,
+        H::CallbackRemove => Box::pin(memory::remove_callback(req)).await,
+        H::Contexts => Box::pin(memory::contexts(req)).await,
+        H::BufferPool => Box::pin(memory::buffer_pool(req)).await,
+        H::Purge => Box::pin(memory::purge(req)).await,
+        H::Ballast => Box::pin(memory::ballast(req)).await,
+        H::BallastSet => Box::pin(memory::set_ballast(req)).await,
+        H::BallastDrop => Box::pin(memory::drop_ballast(req)).await,
+        H::OpenApi => Box::pin(admin::openapi(req)).await,
+        H::GraphqlGet => Box::pin(super::graphql::http_get(req)).await,
+        H::GraphqlPost => Box::pin(super::graphql::http_post(req)).await,
         #[cfg(test)]
         H::Panic => panic!("test panic inside a handler"),
     }

@@ -76,7 +76,7 @@ where
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let fut = process(app.clone(), req, conn.clone(), peer);
+    let fut = process(app.clone(), req, &path, conn.clone(), peer);
     let (mut resp, route) = match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(r) => r,
         Err(panic) => {
@@ -129,6 +129,7 @@ where
 async fn process<B>(
     app: Arc<App>,
     req: Request<B>,
+    path: &str,
     conn: Option<Arc<Conn>>,
     peer: Option<SocketAddr>,
 ) -> (Resp, &'static str)
@@ -137,28 +138,27 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let resolved = match routes::resolve(&method, &path) {
+    let resolved = match routes::resolve(&method, path) {
         Ok(r) => r,
-        Err(p) => return (p.into_response(Some(&path)), "unmatched"),
+        Err(p) => return (p.into_response(Some(path)), "unmatched"),
     };
     match resolved {
         Resolved::NotFound => (
             Problem::not_found(format!(
                 "no endpoint at {path}; see GET /api/v1/openapi.json"
             ))
-            .into_response(Some(&path)),
+            .into_response(Some(path)),
             "unmatched",
         ),
         Resolved::WrongMethod(r) => (
             Problem::method_not_allowed(method.as_str(), &path, &routes::allowed(r))
-                .into_response(Some(&path)),
+                .into_response(Some(path)),
             r.pattern,
         ),
         Resolved::Found(h, access, pattern, params) => {
             match run(app, req, h, access, params, conn, peer).await {
                 Ok(r) => (r, pattern),
-                Err(p) => (p.into_response(Some(&path)), pattern),
+                Err(p) => (p.into_response(Some(path)), pattern),
             }
         }
     }
@@ -194,8 +194,7 @@ where
                 .headers
                 .get("x-session-id")
                 .map(|v| v.to_str().unwrap_or("\u{1}"));
-            let client = peer.map(|a| a.to_string()).unwrap_or_default();
-            let g = app.sessions.enter(p, name, &client)?;
+            let g = app.sessions.enter(p, name, peer)?;
             if let Some(c) = &conn {
                 c.session_id.store(g.0.id, Ordering::Relaxed);
                 c.token_id.store(u64::from(p.token_id), Ordering::Relaxed);
@@ -222,7 +221,6 @@ where
     let r = Req {
         app,
         method,
-        path: parts.uri.path().to_string(),
         query,
         headers: parts.headers,
         body,

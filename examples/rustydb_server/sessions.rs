@@ -47,7 +47,7 @@ pub struct Session {
     /// The session's memory context.
     pub ctx: Arc<CtxNode>,
     /// Last client address.
-    pub client: Mutex<String>,
+    pub client: Mutex<Option<std::net::SocketAddr>>,
 }
 
 /// A session as listed.
@@ -120,7 +120,8 @@ impl Session {
                 .client
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             created_at_ms: self.created_ms,
             last_active_at_ms: self.last_active_ms.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
@@ -138,7 +139,8 @@ impl Session {
 /// The session table.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<(u32, String), Arc<Session>>>,
+    /// By token id, then `X-Session-Id` name.
+    map: Mutex<HashMap<u32, HashMap<String, Arc<Session>>>>,
     next: AtomicU64,
     /// Sessions opened since start.
     pub opened: AtomicU64,
@@ -159,7 +161,7 @@ impl Sessions {
         &self,
         who: &Principal,
         name: Option<&str>,
-        client: &str,
+        client: Option<std::net::SocketAddr>,
     ) -> Result<ActiveGuard, Problem> {
         let name = match name {
             None => "default",
@@ -172,19 +174,23 @@ impl Sessions {
         };
         let now = unix_ms();
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (who.token_id, name.to_string());
-        let s = match m.get(&key) {
-            Some(s) => s.clone(),
+        let found = m.get(&who.token_id).and_then(|t| t.get(name)).cloned();
+        let s = match found {
+            Some(s) => s,
             None => {
-                if m.len() >= MAX_SESSIONS {
+                let held: usize = m.values().map(HashMap::len).sum();
+                if held >= MAX_SESSIONS {
                     let victim = m
                         .iter()
-                        .filter(|(_, s)| !s.is_active())
-                        .min_by_key(|(_, s)| s.last_active_ms.load(Ordering::Relaxed))
-                        .map(|(k, _)| k.clone());
+                        .flat_map(|(t, by)| by.iter().map(move |(n, s)| (*t, n, s)))
+                        .filter(|(_, _, s)| !s.is_active())
+                        .min_by_key(|(_, _, s)| s.last_active_ms.load(Ordering::Relaxed))
+                        .map(|(t, n, _)| (t, n.clone()));
                     match victim {
-                        Some(k) => {
-                            m.remove(&k);
+                        Some((t, n)) => {
+                            if let Some(by) = m.get_mut(&t) {
+                                by.remove(&n);
+                            }
                             self.closed.fetch_add(1, Ordering::Relaxed);
                         }
                         None => {
@@ -211,9 +217,11 @@ impl Sessions {
                     open_txns: AtomicU64::new(0),
                     queries: AtomicU64::new(0),
                     ctx: CtxNode::root(format!("session:{id}"), None),
-                    client: Mutex::new(String::new()),
+                    client: Mutex::new(None),
                 });
-                m.insert(key, s.clone());
+                m.entry(who.token_id)
+                    .or_default()
+                    .insert(name.to_string(), s.clone());
                 self.opened.fetch_add(1, Ordering::Relaxed);
                 s
             }
@@ -224,8 +232,8 @@ impl Sessions {
         s.last_active_ms.store(now, Ordering::Relaxed);
         {
             let mut c = s.client.lock().unwrap_or_else(|e| e.into_inner());
-            if c.as_str() != client {
-                *c = client.to_string();
+            if client.is_some() {
+                *c = client;
             }
         }
         Ok(ActiveGuard(s))
@@ -234,7 +242,7 @@ impl Sessions {
     /// All sessions, by id.
     pub fn all(&self) -> Vec<Arc<Session>> {
         let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = m.values().cloned().collect();
+        let mut v: Vec<_> = m.values().flat_map(|by| by.values().cloned()).collect();
         v.sort_by_key(|s| s.id);
         v
     }
@@ -242,30 +250,45 @@ impl Sessions {
     /// One session.
     pub fn get(&self, id: u64) -> Option<Arc<Session>> {
         let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.values().find(|s| s.id == id).cloned()
+        m.values()
+            .flat_map(|by| by.values())
+            .find(|s| s.id == id)
+            .cloned()
     }
 
     /// Removes session `id`; returns it.
     pub fn remove(&self, id: u64) -> Option<Arc<Session>> {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let key = m.iter().find(|(_, s)| s.id == id).map(|(k, _)| k.clone())?;
+        let s = m
+            .values()
+            .flat_map(|by| by.values())
+            .find(|s| s.id == id)
+            .cloned()?;
+        if let Some(by) = m.get_mut(&s.token_id) {
+            by.remove(&s.name);
+        }
         self.closed.fetch_add(1, Ordering::Relaxed);
-        m.remove(&key)
+        Some(s)
     }
 
     /// Closes sessions idle for `idle` without open transactions; returns how many.
     pub fn reap(&self, idle: Duration) -> usize {
         let cutoff = unix_ms().saturating_sub(idle.as_millis() as u64);
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let before = m.len();
-        m.retain(|_, s| s.is_active() || s.last_active_ms.load(Ordering::Relaxed) > cutoff);
-        let n = before - m.len();
+        let mut n = 0;
+        for by in m.values_mut() {
+            let before = by.len();
+            by.retain(|_, s| s.is_active() || s.last_active_ms.load(Ordering::Relaxed) > cutoff);
+            n += before - by.len();
+        }
+        m.retain(|_, by| !by.is_empty());
         self.closed.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 
     /// Sessions held.
     pub fn count(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().map(HashMap::len).sum()
     }
 }

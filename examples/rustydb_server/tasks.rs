@@ -11,7 +11,6 @@ use rustydb_memory::PressureLevel;
 use rustydb_memory::pressure::PressureEvent;
 use serde_json::json;
 
-use super::alerts;
 use super::state::App;
 use super::txn::Outcome;
 
@@ -75,11 +74,7 @@ pub fn on_event(app: &App, e: &PressureEvent) {
         );
         for w in app.webhooks.all() {
             if e.from.max(e.to) >= w.min_level {
-                let p = payload.clone();
-                let logs_app = w.clone();
-                tokio::spawn(async move {
-                    let _ = alerts::deliver(logs_app, p).await;
-                });
+                w.enqueue(payload.clone());
             }
         }
     }

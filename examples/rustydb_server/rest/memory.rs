@@ -88,7 +88,20 @@ pub fn memory_stats(a: &App) -> Value {
                 "live": large.live,
                 "bytes_in_use": large.bytes_in_use,
                 "bytes_mapped": large.bytes_mapped,
-                "fragmentation_ratio": ratio(large.bytes_mapped as u64, large.bytes_in_use as u64),
+                "fragmentation_ratio": ratio(
+                    large.bytes_mapped.saturating_sub(large.bytes_cached) as u64,
+                    large.bytes_in_use as u64
+                ),
+                "cached_blocks": large.cached,
+                "bytes_cached": large.bytes_cached,
+                "cache_hits": large.cache_hits,
+                "cache_misses": large.cache_misses,
+                "cache_hit_ratio": ratio(large.cache_hits, large.cache_hits + large.cache_misses),
+                "mmap_calls": large.mmap_calls,
+                "munmap_calls": large.munmap_calls,
+                "mremap_calls": large.mremap_calls,
+                "huge_2m_blocks": large.huge_2m,
+                "thp_advised": large.thp_advised,
             },
             "arena": {
                 "contexts": s.contexts.len(),
