@@ -151,7 +151,7 @@ where
             "unmatched",
         ),
         Resolved::WrongMethod(r) => (
-            Problem::method_not_allowed(method.as_str(), &path, &routes::allowed(r))
+            Problem::method_not_allowed(method.as_str(), path, &routes::allowed(r))
                 .into_response(Some(path)),
             r.pattern,
         ),
