@@ -648,3 +648,42 @@ fn stats_and_clones() {
         "thread exit applies its log"
     );
 }
+
+#[test]
+fn a_one_frame_pool_works() {
+    let disk = Arc::new(MemDisk::new(4096));
+    let pool = BufferPool::builder()
+        .frames(1)
+        .shared_disk(disk.clone())
+        .background_flusher(Duration::ZERO)
+        .optimistic_sampling(0)
+        .build()
+        .unwrap();
+    let ids: Vec<u64> = (0..5u64)
+        .map(|v| {
+            let mut g = pool.new_page().unwrap();
+            g[0] = v as u8 + 1;
+            g.page_id()
+        })
+        .collect();
+    for (v, &id) in ids.iter().enumerate() {
+        assert_eq!(pool.fetch_read(id).unwrap()[0], v as u8 + 1);
+        assert_eq!(
+            pool.read_optimistic(id, |p| p.u8_at(0)).unwrap(),
+            Some(v as u8 + 1)
+        );
+    }
+    let g = pool.fetch_read(ids[0]).unwrap();
+    assert!(matches!(
+        pool.fetch_read(ids[1]),
+        Err(Error::PoolExhausted { frames: 1 })
+    ));
+    let mut scan = pool.scan_with_ring(usize::MAX);
+    assert!(matches!(
+        scan.fetch_read(ids[2]),
+        Err(Error::PoolExhausted { .. })
+    ));
+    drop((g, scan));
+    assert_eq!(pool.shrink_clean(0), 0);
+    assert_eq!(pool.stats().resident, 1);
+}

@@ -110,8 +110,9 @@ impl BufferPoolBuilder {
         self.latch_timeout = d;
         self
     }
-    /// Starts a background flusher waking every `interval`.
+    /// Starts a background flusher waking every `interval` (at least 1 ms).
     pub fn background_flusher(mut self, interval: Duration) -> Self {
+        let interval = interval.max(Duration::from_millis(1));
         self.flusher = Some((interval, flusher::DEFAULT_BUDGET));
         self
     }
