@@ -859,7 +859,11 @@ fn freed_tiny_objects_are_given_back_including_magazine_metadata() {
     let kept_meta = magazine_bytes(&s2).saturating_sub(magazine_bytes(&s0));
     // Under AddressSanitizer (CI sets ASAN_OPTIONS) RSS also holds the shadow of
     // every byte touched (1/8 of it), which no purge can return.
-    let shadow = if std::env::var_os("ASAN_OPTIONS").is_some() { rss1 / 8 } else { 0 };
+    let shadow = if std::env::var_os("ASAN_OPTIONS").is_some() {
+        rss1 / 8
+    } else {
+        0
+    };
     assert!(
         rss2 <= rss0 + TARGET / 10 + shadow,
         "RSS {} MiB before, {} MiB with the freed objects cached, {} MiB after purge; \
