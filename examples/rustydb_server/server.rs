@@ -114,10 +114,7 @@ where
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
         c.requests.fetch_add(1, Ordering::Relaxed);
     }
-    let line = format!(
-        "{method} {path} {status} {:.3} ms",
-        el.as_secs_f64() * 1000.0
-    );
+    let line = format!("{method} {path} {status} {} us", el.as_micros());
     if status >= 500 {
         app.logs.error("http", line);
     } else {
