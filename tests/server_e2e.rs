@@ -219,7 +219,9 @@ fn context_ids(v: &Value) -> Vec<(u64, String, Option<u64>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_checks_on_real_state() {
-    let srv = start(config(), MemoryManager::global()).await;
+    let mut cfg = config();
+    cfg.access_log = true;
+    let srv = start(cfg, MemoryManager::global()).await;
     let mut c = Client::connect(srv.addr).await;
     let a = Some(ADMIN);
     let ro = Some(RO);
@@ -1466,7 +1468,9 @@ async fn pressure_alerts_and_webhooks() {
         .unwrap()
         .clone();
     assert_ne!(alert["severity"], "normal");
-    assert!(alert["details"]["usage_bytes"].as_u64().unwrap() >= budget * 8 / 10);
+    // The event records usage after the reclaimers ran, which may be lower.
+    assert!(alert["details"]["usage_bytes"].as_u64().unwrap() >= budget / 2);
+    assert_ne!(alert["details"]["to"], "normal");
     let call = tokio::time::timeout(Duration::from_secs(10), calls.recv())
         .await
         .unwrap()
