@@ -219,7 +219,9 @@ fn context_ids(v: &Value) -> Vec<(u64, String, Option<u64>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_checks_on_real_state() {
-    let srv = start(config(), MemoryManager::global()).await;
+    let mut cfg = config();
+    cfg.access_log = true;
+    let srv = start(cfg, MemoryManager::global()).await;
     let mut c = Client::connect(srv.addr).await;
     let a = Some(ADMIN);
     let ro = Some(RO);
@@ -1319,6 +1321,53 @@ fn fuzz_entry_point_answers() {
     }
 }
 
+/// `--max-connections` refuses the connection beyond the limit with a 503;
+/// idle transactions are rolled back by the reaper; anonymous reads when enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_timeouts_and_anonymous_reads() {
+    let mut cfg = config();
+    cfg.max_connections = 2;
+    cfg.txn_idle_timeout = Duration::from_secs(1);
+    cfg.allow_anonymous_reads = true;
+    let srv = start(cfg, MemoryManager::global()).await;
+    let mut c1 = Client::connect(srv.addr).await;
+    let mut c2 = Client::connect(srv.addr).await;
+    assert_eq!(c1.get("/api/v1/admin/health", None).await.status, 200);
+    assert_eq!(c2.get("/api/v1/admin/health", None).await.status, 200);
+    let mut c3 = Client::connect(srv.addr).await;
+    let r = c3.get("/api/v1/admin/health", None).await;
+    let p = r.problem(503);
+    assert_eq!(p["type"], "urn:rustydb:problem:too-many-connections");
+    assert_eq!(r.header("connection"), "close");
+    drop(c2);
+
+    // Anonymous reads get the readonly role; writes still need a token.
+    let r = c1.get("/api/v1/pools", None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    c1.post("/api/v1/transactions", None, json!({}))
+        .await
+        .problem(401);
+
+    let t = c1
+        .post("/api/v1/transactions", Some(RW), json!({}))
+        .await
+        .json();
+    let id = t["transaction_id"].as_u64().unwrap();
+    let t0 = Instant::now();
+    loop {
+        let r = c1
+            .get(&format!("/api/v1/transactions/{id}"), Some(RW))
+            .await;
+        if r.status == 409 {
+            assert!(r.json()["detail"].as_str().unwrap().contains("timed_out"));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "not rolled back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    srv.stop().await;
+}
+
 /// A loopback HTTP listener collecting POST bodies (the webhook receiver).
 async fn webhook_sink() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Value>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1419,7 +1468,9 @@ async fn pressure_alerts_and_webhooks() {
         .unwrap()
         .clone();
     assert_ne!(alert["severity"], "normal");
-    assert!(alert["details"]["usage_bytes"].as_u64().unwrap() >= budget * 8 / 10);
+    // The event records usage after the reclaimers ran, which may be lower.
+    assert!(alert["details"]["usage_bytes"].as_u64().unwrap() >= budget / 2);
+    assert_ne!(alert["details"]["to"], "normal");
     let call = tokio::time::timeout(Duration::from_secs(10), calls.recv())
         .await
         .unwrap()

@@ -218,6 +218,14 @@ impl Auth {
                 false,
             )),
             Some(p) if p.allows(need) => Ok(Some(p)),
+            // An anonymous reader asking for more: a token would help, so 401.
+            Some(p) if p.token_id == 0 => Err(Problem::unauthorized(
+                format!(
+                    "this needs the {} role: send `Authorization: Bearer <token>`",
+                    need.as_str()
+                ),
+                false,
+            )),
             Some(p) => Err(Problem::forbidden(format!(
                 "this needs the {} role; the token has the {} role",
                 need.as_str(),

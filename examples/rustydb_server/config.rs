@@ -48,6 +48,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Print log records to stderr (`--quiet` turns it off).
     pub log_stderr: bool,
+    /// Record every request in the log ring at the debug level (`--access-log`;
+    /// off by default so the ring keeps the server's own records).
+    pub access_log: bool,
     /// Pressure monitor sampling interval (`--pressure-interval-ms`, default 100).
     pub pressure_interval: Duration,
     /// Largest ballast `POST /api/v1/memory/ballast` may hold (`--max-ballast`,
@@ -77,6 +80,7 @@ impl Default for Config {
             session_idle_timeout: Duration::from_secs(1800),
             shutdown_grace: Duration::from_secs(10),
             log_stderr: true,
+            access_log: false,
             pressure_interval: Duration::from_millis(100),
             max_ballast: None,
         }
@@ -124,6 +128,7 @@ USAGE: rustydb_server [FLAGS]
   --shutdown-grace-secs <s>        grace period for connections at shutdown [10]
   --pressure-interval-ms <ms>      pressure monitor interval [100]
   --max-ballast <size>             largest POST /api/v1/memory/ballast [2x budget]
+  --access-log                     record every request in the log ring (debug level)
   --quiet                          no log records on stderr
   -h, --help                       this text
 
@@ -189,7 +194,7 @@ const VALUE_FLAGS: &[&str] = &[
     "pressure-interval-ms",
     "max-ballast",
 ];
-const SWITCHES: &[&str] = &["allow-anonymous-reads", "quiet"];
+const SWITCHES: &[&str] = &["allow-anonymous-reads", "quiet", "access-log"];
 
 impl Config {
     /// Parses `args` (without the program name), falling back to `env` for
@@ -278,6 +283,7 @@ impl Config {
                 "readonly-token" => c.readonly_token = Some(check_token(name, v)?),
                 "allow-anonymous-reads" => c.allow_anonymous_reads = truthy(&v),
                 "quiet" => c.log_stderr = !truthy(&v),
+                "access-log" => c.access_log = truthy(&v),
                 "max-body-bytes" => c.max_body_bytes = parse_size(&v)?.max(1024) as usize,
                 "max-connections" => c.max_connections = num(name, &v)?.max(1) as usize,
                 "log-capacity" => c.log_capacity = num(name, &v)?.clamp(16, 1 << 20) as usize,

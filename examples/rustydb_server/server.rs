@@ -75,8 +75,9 @@ where
         c.last_request_ms.store(http::unix_ms(), Ordering::Relaxed);
     }
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let fut = process(app.clone(), req, &path, conn.clone(), peer);
+    let uri = req.uri().clone(); // shares the request's bytes
+    let path = uri.path();
+    let fut = process(app.clone(), req, path, conn.clone(), peer);
     let (mut resp, route) = match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(r) => r,
         Err(panic) => {
@@ -92,7 +93,7 @@ where
             );
             (
                 Problem::internal("the handler failed unexpectedly; the error was logged")
-                    .into_response(Some(&path)),
+                    .into_response(Some(path)),
                 "panic",
             )
         }
@@ -114,13 +115,11 @@ where
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
         c.requests.fetch_add(1, Ordering::Relaxed);
     }
-    let line = format!(
-        "{method} {path} {status} {:.3} ms",
-        el.as_secs_f64() * 1000.0
-    );
     if status >= 500 {
+        let line = format!("{method} {path} {status} {} us", el.as_micros());
         app.logs.error("http", line);
-    } else {
+    } else if app.cfg.access_log {
+        let line = format!("{method} {path} {status} {} us", el.as_micros());
         app.logs.debug("http", line);
     }
     resp

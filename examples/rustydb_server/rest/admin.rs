@@ -1,6 +1,6 @@
 //! `/`, `/api/v1/admin/*` and the OpenAPI document.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use hyper::StatusCode;
@@ -21,7 +21,21 @@ pub struct Check {
     /// `healthy`, `degraded`, `unhealthy` (or `not_configured`, which does not count).
     pub status: &'static str,
     /// What was found.
-    pub message: String,
+    #[schema(value_type = String)]
+    pub message: Cow<'static, str>,
+}
+
+/// The checks, by name.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Checks {
+    /// The server accepts work.
+    pub database: Check,
+    /// The data directory is writable.
+    pub storage: Check,
+    /// The memory pressure level.
+    pub memory: Check,
+    /// Whether an SQL engine is plugged in.
+    pub sql_engine: Check,
 }
 
 /// `GET /api/v1/admin/health`.
@@ -33,8 +47,8 @@ pub struct HealthResponse {
     pub version: &'static str,
     /// Seconds since start.
     pub uptime_seconds: u64,
-    /// Checks by name: database, storage, memory, sql_engine.
-    pub checks: BTreeMap<&'static str, Check>,
+    /// The checks.
+    pub checks: Checks,
 }
 
 /// `GET /`.
@@ -65,19 +79,18 @@ fn writable(p: &std::path::Path) -> bool {
               (status = 503, description = "Unhealthy", body = HealthResponse)))]
 pub async fn health(req: Req) -> Result<Resp, Problem> {
     let app = &req.app;
-    let mut checks = BTreeMap::new();
     let stopping = app.shutting_down.load(Ordering::Relaxed);
-    checks.insert(
-        "database",
+    let database = if stopping {
         Check {
-            status: if stopping { "unhealthy" } else { "healthy" },
-            message: if stopping {
-                "Database is shutting down".into()
-            } else {
-                "Database is operational".into()
-            },
-        },
-    );
+            status: "unhealthy",
+            message: Cow::Borrowed("Database is shutting down"),
+        }
+    } else {
+        Check {
+            status: "healthy",
+            message: Cow::Borrowed("Database is operational"),
+        }
+    };
     let dir = &app.cfg.data_dir;
     let ok = {
         let mut c = app.storage_check.lock().unwrap_or_else(|e| e.into_inner());
@@ -90,69 +103,67 @@ pub async fn health(req: Req) -> Result<Resp, Problem> {
             }
         }
     };
-    checks.insert(
-        "storage",
-        if ok {
-            Check {
-                status: "healthy",
-                message: format!("data directory {} is writable", dir.display()),
-            }
-        } else {
-            Check {
-                status: "unhealthy",
-                message: format!(
-                    "data directory {} is missing or not writable",
-                    dir.display()
-                ),
-            }
-        },
-    );
-    let p = app.mm.pressure().stats();
-    let pct = if p.budget == 0 {
+    let storage = if ok {
+        Check {
+            status: "healthy",
+            message: format!("data directory {} is writable", dir.display()).into(),
+        }
+    } else {
+        Check {
+            status: "unhealthy",
+            message: format!(
+                "data directory {} is missing or not writable",
+                dir.display()
+            )
+            .into(),
+        }
+    };
+    let pm = app.mm.pressure();
+    let (level, usage, budget) = (pm.level(), pm.usage(), pm.budget());
+    let pct = if budget == 0 {
         0.0
     } else {
-        p.usage as f64 * 100.0 / p.budget as f64
+        usage as f64 * 100.0 / budget as f64
     };
-    checks.insert(
-        "memory",
+    let memory = Check {
+        status: match level {
+            PressureLevel::Normal => "healthy",
+            PressureLevel::Warning => "degraded",
+            _ => "unhealthy",
+        },
+        message: format!("pressure {level}: {usage} of {budget} bytes ({pct:.1} %)").into(),
+    };
+    let sql_engine = if app.engine.available() {
         Check {
-            status: match p.level {
-                PressureLevel::Normal => "healthy",
-                PressureLevel::Warning => "degraded",
-                _ => "unhealthy",
-            },
-            message: format!(
-                "pressure {}: {} of {} bytes ({pct:.1} %)",
-                p.level, p.usage, p.budget
-            ),
-        },
-    );
-    checks.insert(
-        "sql_engine",
-        if app.engine.available() {
-            Check {
-                status: "healthy",
-                message: format!("engine `{}`", app.engine.name()),
-            }
-        } else {
-            Check {
-                status: "not_configured",
-                message: "no SQL engine is plugged in yet; SQL endpoints answer 501".into(),
-            }
-        },
-    );
+            status: "healthy",
+            message: format!("engine `{}`", app.engine.name()).into(),
+        }
+    } else {
+        Check {
+            status: "not_configured",
+            message: Cow::Borrowed("no SQL engine is plugged in yet; SQL endpoints answer 501"),
+        }
+    };
     let rank = |s: &str| match s {
         "unhealthy" => 2,
         "degraded" => 1,
         _ => 0,
     };
-    let worst = checks.values().map(|c| rank(c.status)).max().unwrap_or(0);
-    let status = ["healthy", "degraded", "unhealthy"][worst];
+    let worst = [&database, &storage, &memory, &sql_engine]
+        .iter()
+        .map(|c| rank(c.status))
+        .max()
+        .unwrap_or(0);
     let body = HealthResponse {
-        status,
+        status: ["healthy", "degraded", "unhealthy"][worst],
         version: VERSION,
         uptime_seconds: app.uptime_secs(),
-        checks,
+        checks: Checks {
+            database,
+            storage,
+            memory,
+            sql_engine,
+        },
     };
     let code = if worst == 2 {
         StatusCode::SERVICE_UNAVAILABLE

@@ -36,8 +36,14 @@ fn m(value: f64, unit: &'static str) -> Metric {
 pub struct MetricsResponse {
     /// Unix seconds.
     pub timestamp: u64,
-    /// By name.
-    pub metrics: std::collections::BTreeMap<&'static str, Metric>,
+    /// By name (the seed's three first).
+    #[serde(serialize_with = "as_map")]
+    #[schema(value_type = std::collections::HashMap<String, Metric>)]
+    pub metrics: Vec<(&'static str, Metric)>,
+}
+
+fn as_map<S: serde::Serializer>(v: &[(&'static str, Metric)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(k, m)| (k, m)))
 }
 
 /// Request counters and response times (measured).
@@ -46,60 +52,35 @@ pub struct MetricsResponse {
 pub async fn metrics(req: Req) -> Result<Resp, Problem> {
     let a = &req.app;
     let x = &a.metrics;
-    let mut v = std::collections::BTreeMap::new();
-    let total = x.total.load(Ordering::Relaxed) as f64;
-    v.insert("total_requests", m(total, "count"));
-    v.insert(
-        "successful_requests",
-        m(x.successful.load(Ordering::Relaxed) as f64, "count"),
-    );
-    v.insert(
-        "failed_requests",
-        m(
-            (x.client_errors.load(Ordering::Relaxed) + x.server_errors.load(Ordering::Relaxed))
-                as f64,
-            "count",
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
+    let (client, server) = (load(&x.client_errors), load(&x.server_errors));
+    let rss = rustydb_memory::sys::process_rss().unwrap_or(0) as f64;
+    let v = vec![
+        ("successful_requests", m(load(&x.successful), "count")),
+        ("avg_response_time", m(x.latency.mean_ms(), "milliseconds")),
+        ("total_requests", m(load(&x.total), "count")),
+        ("failed_requests", m(client + server, "count")),
+        ("client_errors", m(client, "count")),
+        ("server_errors", m(server, "count")),
+        ("handler_panics", m(load(&x.panics), "count")),
+        (
+            "p50_response_time",
+            m(x.latency.quantile_ms(0.5), "milliseconds"),
         ),
-    );
-    v.insert(
-        "client_errors",
-        m(x.client_errors.load(Ordering::Relaxed) as f64, "count"),
-    );
-    v.insert(
-        "server_errors",
-        m(x.server_errors.load(Ordering::Relaxed) as f64, "count"),
-    );
-    v.insert(
-        "handler_panics",
-        m(x.panics.load(Ordering::Relaxed) as f64, "count"),
-    );
-    v.insert("avg_response_time", m(x.latency.mean_ms(), "milliseconds"));
-    v.insert(
-        "p50_response_time",
-        m(x.latency.quantile_ms(0.5), "milliseconds"),
-    );
-    v.insert(
-        "p99_response_time",
-        m(x.latency.quantile_ms(0.99), "milliseconds"),
-    );
-    v.insert("max_response_time", m(x.latency.max_ms(), "milliseconds"));
-    v.insert(
-        "requests_per_second",
-        m(x.rate.per_second(), "requests/second"),
-    );
-    v.insert(
-        "active_requests",
-        m(x.in_flight.load(Ordering::Relaxed) as f64, "count"),
-    );
-    v.insert("open_connections", m(a.conns.count() as f64, "count"));
-    v.insert(
-        "memory_rss",
-        m(
-            rustydb_memory::sys::process_rss().unwrap_or(0) as f64,
-            "bytes",
+        (
+            "p99_response_time",
+            m(x.latency.quantile_ms(0.99), "milliseconds"),
         ),
-    );
-    v.insert("uptime", m(a.started.elapsed().as_secs_f64(), "seconds"));
+        ("max_response_time", m(x.latency.max_ms(), "milliseconds")),
+        (
+            "requests_per_second",
+            m(x.rate.per_second(), "requests/second"),
+        ),
+        ("active_requests", m(load(&x.in_flight), "count")),
+        ("open_connections", m(a.conns.count() as f64, "count")),
+        ("memory_rss", m(rss, "bytes")),
+        ("uptime", m(a.started.elapsed().as_secs_f64(), "seconds")),
+    ];
     Ok(http::ok(&MetricsResponse {
         timestamp: unix_now(),
         metrics: v,
