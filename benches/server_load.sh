@@ -23,6 +23,20 @@ HEL=$!
 trap 'kill $SRV $HEL 2>/dev/null; rm -rf "$DATA"' EXIT
 sleep 1
 
+# A 10 000-row table for the SQL point query (when the server has an engine).
+SQL=0
+if curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d '{"sql":"CREATE TABLE bench (id INTEGER PRIMARY KEY, name TEXT)"}' \
+    http://127.0.0.1:18090/api/v1/query > /dev/null; then
+    for b in $(seq 0 99); do
+        vals=$(seq $((b * 100 + 1)) $((b * 100 + 100)) | awk '{printf "%s(%d, \x27name-%d\x27)", (NR > 1 ? ", " : ""), $1, $1}')
+        curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+            -d "{\"sql\":\"INSERT INTO bench VALUES $vals\"}" http://127.0.0.1:18090/api/v1/query > /dev/null
+    done
+    SQL=1
+fi
+export RO_TOKEN=$RO
+
 # "<requests/s> <p99 ms> <errors>"
 run() {
     wrk -t2 -c64 -d"${DUR}s" --latency "$@" | awk '
@@ -38,14 +52,19 @@ for i in $(seq 1 "$ROUNDS"); do
     echo "hello  $(run http://127.0.0.1:18091/)" | tee -a /tmp/server_load.$$ >&2
     echo "health $(run http://127.0.0.1:18090/api/v1/admin/health)" | tee -a /tmp/server_load.$$ >&2
     echo "point  $(run -H "Authorization: Bearer $RO" http://127.0.0.1:18090/api/v1/pools/default)" | tee -a /tmp/server_load.$$ >&2
+    if [ $SQL = 1 ]; then
+        echo "sql    $(run -s benches/server_point.lua http://127.0.0.1:18090)" | tee -a /tmp/server_load.$$ >&2
+    fi
 done
-for k in hello health point; do
+KINDS="hello health point"
+[ $SQL = 1 ] && KINDS="$KINDS sql"
+for k in $KINDS; do
     rps=$(awk -v k=$k '$1 == k {print $2}' /tmp/server_load.$$ | median)
     p99=$(awk -v k=$k '$1 == k {print $3}' /tmp/server_load.$$ | median)
     errs=$(awk -v k=$k '$1 == k && $4 != "none"' /tmp/server_load.$$ | wc -l)
     eval "${k}_rps=$rps; ${k}_p99=$p99; ${k}_err=$errs"
 done
-for k in health point; do
+for k in ${KINDS#hello }; do
     eval "rps=\$${k}_rps; p99=\$${k}_p99; err=\$${k}_err"
     echo "BENCH server/$k ours=${rps}rps hello=${hello_rps}rps ratio=$(echo "$rps / $hello_rps" | bc -l | cut -c1-4) p99_ours=${p99}ms p99_hello=${hello_p99}ms runs_with_errors=$err"
 done
@@ -69,7 +88,7 @@ load() {
     wrk -t1 -c16 -d"$1" http://127.0.0.1:18090/api/v1/admin/health > /dev/null
     wait $w
 }
-while [ "$(total)" -lt 100000 ]; do load 300ms; done
+while [ "$(total)" -lt 100000 ]; do load 1s; done
 n1=$(total); r1=$(rss)
 while [ "$(total)" -lt 1000000 ]; do load 3s; done
 n2=$(total); r2=$(rss)
