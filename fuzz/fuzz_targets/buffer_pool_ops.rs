@@ -51,17 +51,49 @@ struct Fill {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    New { hold: bool, fill: Option<Fill> },
-    Write { page: u8, fill: Fill, hold: bool },
-    Read { page: u8, hold: bool },
-    Optimistic { page: u8, off: u32 },
-    WriteHeld { slot: u8, fill: Fill },
-    Release { slot: u8 },
-    Flush { page: u8 },
+    New {
+        hold: bool,
+        fill: Option<Fill>,
+    },
+    Write {
+        page: u8,
+        fill: Fill,
+        hold: bool,
+    },
+    Read {
+        page: u8,
+        hold: bool,
+    },
+    Optimistic {
+        page: u8,
+        off: u32,
+    },
+    WriteHeld {
+        slot: u8,
+        fill: Fill,
+    },
+    Release {
+        slot: u8,
+    },
+    Flush {
+        page: u8,
+    },
     FlushAll,
-    Delete { page: u8 },
-    Shrink { pages: u8 },
-    Reopen { flush: bool, config: Config },
+    Delete {
+        page: u8,
+    },
+    Shrink {
+        pages: u8,
+    },
+    /// A scan through a ring of `ring` frames; `true` keeps the guard.
+    Scan {
+        ring: u8,
+        pages: Vec<(u8, bool)>,
+    },
+    Reopen {
+        flush: bool,
+        config: Config,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -165,12 +197,22 @@ fn conflicts(held: &[Held<'_>], id: PageId, write: bool) -> bool {
     })
 }
 
-fn is_exhausted(pool: &BufferPool, held: &[Held<'_>], id: Option<PageId>) -> bool {
-    distinct_pinned(held) >= pool.frames() && id.is_none_or(|id| !pool.is_resident(id))
+/// Whether a frame for `id` (a new page: `None`) may be refused: every frame
+/// pinned, or (`ring` > 0, during a scan) every frame pinned or in a scan's
+/// ring that is not full yet (a ring reuses its own frames only once full).
+fn is_exhausted(pool: &BufferPool, held: &[Held<'_>], id: Option<PageId>, ring: usize) -> bool {
+    distinct_pinned(held) + ring >= pool.frames() && id.is_none_or(|id| !pool.is_resident(id))
 }
 
 /// The error for an access to `id` that must fail, given the pool's state.
-fn check_refused(pool: &BufferPool, held: &[Held<'_>], m: &Model, id: PageId, e: Error) {
+fn check_refused(
+    pool: &BufferPool,
+    held: &[Held<'_>],
+    m: &Model,
+    id: PageId,
+    ring: usize,
+    e: Error,
+) {
     let live = m.pages.contains_key(&id);
     match e {
         Error::PageNotFound { page } => {
@@ -179,7 +221,7 @@ fn check_refused(pool: &BufferPool, held: &[Held<'_>], m: &Model, id: PageId, e:
         }
         Error::PoolExhausted { .. } => {
             assert!(
-                is_exhausted(pool, held, Some(id)),
+                is_exhausted(pool, held, Some(id), ring),
                 "exhausted with free frames: {id}"
             )
         }
@@ -205,7 +247,7 @@ fn session(
     for op in ops.by_ref() {
         match op {
             Op::New { hold, fill } => {
-                let exhausted = is_exhausted(pool, &held, None);
+                let exhausted = is_exhausted(pool, &held, None, 0);
                 match pool.new_page() {
                     Ok(mut g) => {
                         assert!(!exhausted, "new_page with every frame pinned");
@@ -246,7 +288,7 @@ fn session(
                             held.push(Held::W(g));
                         }
                     }
-                    Err(e) => check_refused(pool, &held, m, id, e),
+                    Err(e) => check_refused(pool, &held, m, id, 0, e),
                 }
             }
             Op::Read { page, hold } => {
@@ -265,7 +307,7 @@ fn session(
                             held.push(Held::R(g));
                         }
                     }
-                    Err(e) => check_refused(pool, &held, m, id, e),
+                    Err(e) => check_refused(pool, &held, m, id, 0, e),
                 }
             }
             Op::Optimistic { page, off } => {
@@ -287,7 +329,7 @@ fn session(
                         assert_eq!(word, want, "page {id} word at {off}");
                         assert_eq!(byte, data.get(off).copied(), "page {id} byte at {off}");
                     }
-                    Err(e) => check_refused(pool, &held, m, id, e),
+                    Err(e) => check_refused(pool, &held, m, id, 0, e),
                 }
             }
             Op::WriteHeld { slot, fill } => {
@@ -376,6 +418,29 @@ fn session(
                     got <= want.max(pool.page_size()) + pool.page_size(),
                     "shrank {got}"
                 );
+            }
+            Op::Scan { ring, pages } => {
+                let mut scan = pool.scan_with_ring(1 + ring as usize % pool.frames());
+                for (sel, hold) in pages.into_iter().take(32) {
+                    let id = m.pick(sel);
+                    let conflict = conflicts(&held, id, false);
+                    if conflict && m.conflicts >= MAX_CONFLICTS {
+                        continue;
+                    }
+                    m.conflicts += usize::from(conflict);
+                    let ring = scan.ring_len();
+                    match scan.fetch_read(id) {
+                        Ok(g) => {
+                            assert!(!conflict, "scan read {id} while write-latched");
+                            let data = m.pages.get(&id).expect("scan read of a dead page");
+                            assert_eq!(&g[..], &data[..], "page {id} contents (scan)");
+                            if hold && held.len() < pool.frames() {
+                                held.push(Held::R(g));
+                            }
+                        }
+                        Err(e) => check_refused(pool, &held, m, id, ring, e),
+                    }
+                }
             }
             Op::Reopen { flush, config } => return Some((flush, config)),
         }
