@@ -687,3 +687,58 @@ fn a_one_frame_pool_works() {
     assert_eq!(pool.shrink_clean(0), 0);
     assert_eq!(pool.stats().resident, 1);
 }
+
+/// Found by the `buffer_pool_ops` fuzz target: an id above `MAX_PAGE_ID`
+/// overflowed the page table's key (`id + 1`) in lookups made before the
+/// range check (`fetch_read`, `read_optimistic`, `is_resident`), a panic in
+/// builds with overflow checks (`cargo test`, cargo fuzz).
+#[test]
+fn ids_past_the_page_table_are_not_found() {
+    let pool = mem_pool(4, 2);
+    for id in [MAX_PAGE_ID + 1, MAX_PAGE_ID + 2, u64::MAX - 1, u64::MAX] {
+        assert!(!pool.is_resident(id));
+        assert_eq!(pool.tier_of(id), None);
+        assert_eq!(
+            pool.fetch_read(id).unwrap_err(),
+            Error::PageNotFound { page: id }
+        );
+        assert!(matches!(
+            pool.read_optimistic(id, |v| v.u8_at(0)),
+            Err(Error::PageNotFound { .. })
+        ));
+    }
+}
+
+/// A `new_page` refused because every frame is pinned must not leave its
+/// page id readable: the id was never handed out, so it is not a page.
+#[test]
+fn refused_new_page_leaves_no_readable_page() {
+    let tmp = TempFile::new("refused-new");
+    let pool = BufferPool::builder()
+        .frames(2)
+        .disk(FileDisk::open(&tmp.0, 4096).unwrap())
+        .build()
+        .unwrap();
+    let a = pool.new_page().unwrap();
+    let b = pool.new_page().unwrap();
+    assert!(matches!(pool.new_page(), Err(Error::PoolExhausted { .. })));
+    let c = a.page_id().max(b.page_id()) + 1;
+    drop((a, b));
+    assert_eq!(
+        pool.fetch_read(c).unwrap_err(),
+        Error::PageNotFound { page: c }
+    );
+    assert!(matches!(
+        pool.fetch_write(c),
+        Err(Error::PageNotFound { .. })
+    ));
+    // The next page takes the id, zeroed.
+    assert_eq!(pool.new_page().unwrap().page_id(), c);
+    drop(pool);
+    let pool = BufferPool::builder()
+        .frames(2)
+        .disk(FileDisk::open(&tmp.0, 4096).unwrap())
+        .build()
+        .unwrap();
+    assert!(pool.fetch_read(c).unwrap().iter().all(|&x| x == 0));
+}

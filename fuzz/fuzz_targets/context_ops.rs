@@ -11,7 +11,11 @@ use rustydb_memory::{Error, MemoryContext};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Alloc { child: bool, size: u16, align_log: u8 },
+    Alloc {
+        child: bool,
+        size: u16,
+        align_log: u8,
+    },
     EndChild,
     Checkpoint,
     Rewind(u8),
@@ -28,8 +32,13 @@ struct Input {
 fuzz_target!(|input: Input| {
     let root_limit = input.root_limit.map(|l| l as usize * 4);
     let child_limit = input.child_limit.map(|l| l as usize * 2);
-    let b = MemoryContext::builder("fuzz-root").initial_chunk(2048).max_chunk(65536);
-    let mut root = match root_limit { Some(l) => b.limit(l).build(), None => b.build() };
+    let b = MemoryContext::builder("fuzz-root")
+        .initial_chunk(2048)
+        .max_chunk(65536);
+    let mut root = match root_limit {
+        Some(l) => b.limit(l).build(),
+        None => b.build(),
+    };
     let mut live: Vec<(usize, usize, u8, bool)> = Vec::new();
     let mut root_own = 0usize;
     let mut cps = Vec::new();
@@ -41,7 +50,11 @@ fuzz_target!(|input: Input| {
             let mut child_own = 0usize;
             while let Some(op) = ops.peek() {
                 match op {
-                    Op::Alloc { child: in_child, size, align_log } => {
+                    Op::Alloc {
+                        child: in_child,
+                        size,
+                        align_log,
+                    } => {
                         let (in_child, size) = (*in_child, *size as usize);
                         let align = 1usize << (align_log % 8);
                         let ctx = if in_child { &child } else { &root };
@@ -55,24 +68,39 @@ fuzz_target!(|input: Input| {
                                 unsafe { p.as_ptr().write_bytes(fill, size) };
                                 for &(a, n, _, _) in &live {
                                     let q = p.as_ptr() as usize;
-                                    assert!(size == 0 || n == 0 || q + size <= a || a + n <= q, "overlap");
+                                    assert!(
+                                        size == 0 || n == 0 || q + size <= a || a + n <= q,
+                                        "overlap"
+                                    );
                                 }
                                 live.push((p.as_ptr() as usize, size, fill, in_child));
                                 fill = fill.wrapping_add(1).max(1);
-                                if in_child { child_own += size } else { root_own += size }
+                                if in_child {
+                                    child_own += size
+                                } else {
+                                    root_own += size
+                                }
                             }
                             Err(Error::LimitExceeded { .. }) => assert!(over, "limit fired early"),
                             Err(e) => panic!("unexpected {e}"),
                         }
                     }
-                    Op::Checkpoint => cps.push((root.checkpoint(), root_own, live.iter().filter(|l| !l.3).count())),
+                    Op::Checkpoint => cps.push((
+                        root.checkpoint(),
+                        root_own,
+                        live.iter().filter(|l| !l.3).count(),
+                    )),
                     _ => break,
                 }
                 ops.next();
             }
             for &(a, n, f, _) in &live {
                 // SAFETY: live allocations of the root and child.
-                assert!(unsafe { std::slice::from_raw_parts(a as *const u8, n) }.iter().all(|&b| b == f));
+                assert!(
+                    unsafe { std::slice::from_raw_parts(a as *const u8, n) }
+                        .iter()
+                        .all(|&b| b == f)
+                );
             }
             drop(child);
             live.retain(|l| !l.3);

@@ -70,7 +70,11 @@ fuzz_target!(|ops: Vec<Op>| {
     }
     for (p, l) in live.drain(..) {
         // SAFETY: live blocks freed once; their contents were never touched by the faults.
-        assert!(unsafe { std::slice::from_raw_parts(p, l.size()) }.iter().all(|&b| b == 0x5A));
+        assert!(
+            unsafe { std::slice::from_raw_parts(p, l.size()) }
+                .iter()
+                .all(|&b| b == 0x5A)
+        );
         unsafe { D.dealloc(p, l) };
     }
     D.drain_quarantine();
@@ -81,7 +85,10 @@ fuzz_target!(|ops: Vec<Op>| {
     if made <= reports.len() {
         assert_eq!(count(ReportKind::DoubleFree), doubles, "{new:?}");
         assert_eq!(count(ReportKind::InvalidFree), interiors, "{new:?}");
-        assert!(writes == 0 || count(ReportKind::WriteAfterFree) >= 1, "{new:?}");
+        assert!(
+            writes == 0 || count(ReportKind::WriteAfterFree) >= 1,
+            "{new:?}"
+        );
     } else {
         assert!(made >= doubles + interiors);
     }

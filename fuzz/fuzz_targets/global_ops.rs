@@ -12,9 +12,18 @@ use rustydb_memory::RustyAlloc;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Alloc { size: u32, align_log: u8, zeroed: bool },
-    Realloc { index: u16, size: u32 },
-    Dealloc { index: u16 },
+    Alloc {
+        size: u32,
+        align_log: u8,
+        zeroed: bool,
+    },
+    Realloc {
+        index: u16,
+        size: u32,
+    },
+    Dealloc {
+        index: u16,
+    },
     Purge,
 }
 
@@ -54,16 +63,29 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut ranges: BTreeMap<usize, usize> = BTreeMap::new();
     let mut next_fill = 1u8;
     let overlaps = |ranges: &BTreeMap<usize, usize>, start: usize, len: usize| {
-        ranges.range(..start + len).next_back().is_some_and(|(&s, &l)| s + l > start)
+        ranges
+            .range(..start + len)
+            .next_back()
+            .is_some_and(|(&s, &l)| s + l > start)
     };
     for op in ops.into_iter().take(512) {
         match op {
-            Op::Alloc { size, align_log, zeroed } => {
+            Op::Alloc {
+                size,
+                align_log,
+                zeroed,
+            } => {
                 let size = size_of(size);
                 let align = 1usize << (align_log % 13);
                 let layout = Layout::from_size_align(size, align).unwrap();
                 // SAFETY: non-zero size.
-                let p = unsafe { if zeroed { a.alloc_zeroed(layout) } else { a.alloc(layout) } };
+                let p = unsafe {
+                    if zeroed {
+                        a.alloc_zeroed(layout)
+                    } else {
+                        a.alloc(layout)
+                    }
+                };
                 assert!(!p.is_null());
                 assert_eq!(p as usize % align, 0, "misaligned");
                 assert!(!overlaps(&ranges, p as usize, size), "overlap");
@@ -72,7 +94,11 @@ fuzz_target!(|ops: Vec<Op>| {
                     let s = unsafe { std::slice::from_raw_parts(p, size) };
                     assert!(s.iter().all(|&b| b == 0), "alloc_zeroed not zero");
                 }
-                let b = Block { ptr: p, layout, fill: next_fill };
+                let b = Block {
+                    ptr: p,
+                    layout,
+                    fill: next_fill,
+                };
                 next_fill = next_fill.wrapping_add(1).max(1);
                 fill(&b);
                 ranges.insert(p as usize, size);
@@ -91,7 +117,10 @@ fuzz_target!(|ops: Vec<Op>| {
                 let keep = b.layout.size().min(new);
                 // SAFETY: `keep` bytes of the new block are initialised from the old.
                 let s = unsafe { std::slice::from_raw_parts(q, keep) };
-                assert!(s[0] == b.fill && s[keep - 1] == b.fill, "realloc lost contents");
+                assert!(
+                    s[0] == b.fill && s[keep - 1] == b.fill,
+                    "realloc lost contents"
+                );
                 assert!(!overlaps(&ranges, q as usize, new), "overlap after realloc");
                 b.ptr = q;
                 b.layout = Layout::from_size_align(new, b.layout.align()).unwrap();

@@ -28,9 +28,13 @@ pub(crate) struct PageTable {
     shift: u32,
 }
 
+/// A page's key in a slot. Wrapping: lookups take any `u64` (the public
+/// `fetch_read`, `read_optimistic`, `is_resident`, `tier_of`); an id above
+/// `MAX_PAGE_ID` gives a key (≥ 2^40, or 0 = `EMPTY` for `u64::MAX`) that no
+/// stored entry carries, so it is simply not found.
 #[inline(always)]
 fn key(page: u64) -> u64 {
-    page + 1
+    page.wrapping_add(1)
 }
 
 impl PageTable {
@@ -173,5 +177,16 @@ mod tests {
         assert_eq!(t.get(MAX_PAGE_ID), None);
         t.insert(MAX_PAGE_ID, MAX_FRAMES as u32);
         assert_eq!(t.get(MAX_PAGE_ID), Some(MAX_FRAMES as u32));
+        // Ids past the table's range are never found (and never overflow).
+        for p in [
+            MAX_PAGE_ID + 1,
+            MAX_PAGE_ID + 2,
+            1 << 40,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(t.get(p), None, "page {p}");
+            assert_eq!(t.remove(p), None, "page {p}");
+        }
     }
 }

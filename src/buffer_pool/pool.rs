@@ -839,7 +839,8 @@ impl Shared {
         let (f, victim) = match self.take_frame(&mut g, None, None) {
             Ok(x) => x,
             Err(e) => {
-                let _ = self.disk.deallocate_page(id);
+                drop(g);
+                self.release_unused_id(id);
                 return Err(e);
             }
         };
@@ -851,7 +852,7 @@ impl Shared {
         self.admit(&mut g, f, id, None);
         drop(g);
         if let Err(e) = self.evict_writeback(f, id, victim) {
-            let _ = self.disk.deallocate_page(id);
+            self.release_unused_id(id);
             return Err(e);
         }
         let fm = &self.frames[f as usize];
@@ -862,6 +863,19 @@ impl Shared {
         fm.page.store(id, Ordering::Relaxed);
         fm.finish_io(WRITE | DIRTY);
         Ok((f, id))
+    }
+
+    /// Gives back an id `new_page` allocated but could not use. The disk may
+    /// read an id it allocated but that was never written as a new (zero)
+    /// page, so the id gets a tombstone first, as a deleted page does: until
+    /// it is handed out again it reads as `PageNotFound`, in this pool and
+    /// after a reopen. Best effort: `new_page` is already failing.
+    fn release_unused_id(&self, id: PageId) {
+        let _ = with_scratch(self.page_size, |buf| {
+            format::seal_freed(buf, id);
+            self.disk.write_page(id, buf)
+        });
+        let _ = self.disk.deallocate_page(id);
     }
 
     /// Drops page `id` from the pool and from the disk.
