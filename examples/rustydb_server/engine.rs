@@ -146,6 +146,8 @@ pub enum SqlError {
     Conflict(String),
     /// A write from a readonly caller (403).
     ReadOnly,
+    /// A statement the caller's role may not run, e.g. DDL without admin (403).
+    Forbidden(String),
     /// The statement's memory context reached its limit (413).
     MemoryLimit {
         /// The context's limit in bytes.
@@ -167,6 +169,7 @@ impl std::fmt::Display for SqlError {
             SqlError::NotFound(m) => f.write_str(m),
             SqlError::Conflict(m) => f.write_str(m),
             SqlError::ReadOnly => f.write_str("the readonly role cannot run statements that write"),
+            SqlError::Forbidden(m) => f.write_str(m),
             SqlError::MemoryLimit { limit, requested } => write!(
                 f,
                 "the query's memory context reached its limit of {limit} bytes (--query-memory-limit) asking for {requested} more"
@@ -184,7 +187,7 @@ impl SqlError {
             SqlError::Invalid(_) => "BAD_SQL",
             SqlError::NotFound(_) => "NOT_FOUND",
             SqlError::Conflict(_) => "CONFLICT",
-            SqlError::ReadOnly => "PERMISSION_DENIED",
+            SqlError::ReadOnly | SqlError::Forbidden(_) => "PERMISSION_DENIED",
             SqlError::MemoryLimit { .. } => "QUERY_MEMORY_LIMIT",
             SqlError::Internal(_) => "INTERNAL",
         }
@@ -205,7 +208,7 @@ impl SqlError {
             }
             SqlError::NotFound(_) => Problem::not_found(d),
             SqlError::Conflict(_) => Problem::conflict(d),
-            SqlError::ReadOnly => Problem::forbidden(d),
+            SqlError::ReadOnly | SqlError::Forbidden(_) => Problem::forbidden(d),
             SqlError::MemoryLimit { limit, requested } => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "query-memory-limit",
