@@ -189,9 +189,7 @@ impl GlueEngine {
 
     fn explain(&self, stmt: &Statement) -> Result<QueryOutput, SqlError> {
         let mut st = self.db.lock();
-        let s = Storage::new(&self.db, &mut st, None, true);
-        let plan = plan(&s, stmt)?;
-        drop(s);
+        let plan = plan(&Storage::new(&self.db, &mut st, None, true), stmt)?;
         let sizes = |t: &str| {
             let meta = st.cat.tables.get(t)?;
             Some((
