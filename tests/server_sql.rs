@@ -411,6 +411,64 @@ async fn graphql_data_fields_and_rest_tables() {
         .await;
     assert_eq!(v["data"]["executeSql"]["rows"], json!([["ann"]]), "{v}");
 
+    // Relay connection, row mutations, table mutations.
+    let v = c
+        .gql(
+            RO,
+            r#"{ queryTableConnection(table: "people", orderBy: [{column: "id"}], first: 2, after: "0") { totalCount pageInfo { hasNextPage hasPreviousPage } edges { node { id data } } } }"#,
+        )
+        .await;
+    let conn = &v["data"]["queryTableConnection"];
+    assert_eq!(conn["totalCount"], "3", "{v}");
+    assert_eq!(conn["edges"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(conn["edges"][0]["node"]["data"]["name"], "bob", "{v}");
+    assert_eq!(conn["pageInfo"]["hasPreviousPage"], true, "{v}");
+    assert_eq!(conn["pageInfo"]["hasNextPage"], false, "{v}");
+    let v = c
+        .gql(
+            RW,
+            r#"mutation { updateOne(table: "people", id: "1", data: {score: 50}) { ... on MutationSuccess { affectedRows statement } } }"#,
+        )
+        .await;
+    assert_eq!(v["data"]["updateOne"]["affectedRows"], "1", "{v}");
+    let v = c
+        .gql(
+            RW,
+            r#"mutation { insertOne(table: "people", data: {id: 9, name: "zed", score: 0}) { ... on MutationSuccess { affectedRows } } }"#,
+        )
+        .await;
+    assert_eq!(v["data"]["insertOne"]["affectedRows"], "1", "{v}");
+    let v = c
+        .gql(
+            RW,
+            r#"mutation { deleteOne(table: "people", id: "9") { ... on MutationSuccess { affectedRows } } }"#,
+        )
+        .await;
+    assert_eq!(v["data"]["deleteOne"]["affectedRows"], "1", "{v}");
+    let v = c
+        .gql(
+            RW,
+            r#"mutation { insertOne(table: "people", data: {id: 1, name: "again"}) { ... on MutationError { code } } }"#,
+        )
+        .await;
+    assert_eq!(v["data"]["insertOne"]["code"], "CONFLICT", "{v}");
+    let v = c
+        .gql(
+            ADMIN,
+            r#"mutation { createTable(name: "tags", columns: [{name: "tag", dataType: "TEXT"}]) { ... on MutationSuccess { statement } } }"#,
+        )
+        .await;
+    assert_eq!(v["data"]["createTable"]["statement"], "CREATE TABLE", "{v}");
+    let v = c
+        .gql(
+            ADMIN,
+            r#"mutation { dropTable(name: "tags") { ... on MutationSuccess { statement } } }"#,
+        )
+        .await;
+    assert_eq!(v["data"]["dropTable"]["statement"], "DROP TABLE", "{v}");
+    let rows = c.rows(RO, "SELECT score FROM people WHERE id = 1").await;
+    assert_eq!(rows, vec![json!([50])]);
+
     // A batch is one transaction: a failing statement rolls all back.
     let p = c
         .post(
@@ -658,18 +716,31 @@ fn a_64_page_pool_evicts_writes_back_and_reads_every_row() {
         &ctx,
         "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT)",
     );
+    // Half the rows in one transaction: more dirty pages than frames, so
+    // dirty pages are written back on eviction before the commit's flush.
+    e.begin(1, server::engine::IsolationLevel::ReadCommitted)
+        .unwrap();
     for chunk in 0..20 {
+        if chunk == 10 {
+            let s = e.pool().stats();
+            assert!(s.dirty_writebacks > 0, "{s:?}");
+            e.commit(1).unwrap();
+        }
         let values: Vec<String> = (0..500)
             .map(|i| {
                 let id = chunk * 500 + i;
                 format!("({id}, 'value {id} padded to make rows longer')")
             })
             .collect();
-        let out = run(
-            &e,
-            &ctx,
-            &format!("INSERT INTO big VALUES {}", values.join(", ")),
-        );
+        let sql = format!("INSERT INTO big VALUES {}", values.join(", "));
+        let out = e
+            .execute(&QueryCall {
+                sql: &sql,
+                txn: (chunk < 10).then_some(1),
+                mode: Mode::ReadWrite,
+                ctx: &ctx,
+            })
+            .unwrap();
         assert_eq!(out.rows_affected, 500);
     }
     let stats = e.pool().stats();

@@ -135,6 +135,11 @@ fn compact(p: &mut [u8]) {
         .collect();
     // Keep the order of the records on the page (highest offset first).
     live.sort_by_key(|(i, _)| std::cmp::Reverse(slot(p, *i).map_or(0, |s| s.0)));
+    let dir_end = HEAP_HEADER + n * SLOT;
+    let total: usize = live.iter().map(|(_, r)| r.len()).sum();
+    if dir_end.saturating_add(total) > p.len() {
+        return; // overlapping records: a damaged page is left as it is
+    }
     let mut end = p.len();
     for (i, r) in live {
         end -= r.len();

@@ -139,8 +139,13 @@ impl Db {
                 Undo::Inserted { table, key } => {
                     remove_row(&self.pool, st, &table, &key).map(|_| ())
                 }
-                Undo::Restore { table, key, old } => remove_row(&self.pool, st, &table, &key)
-                    .and_then(|_| put_row(&self.pool, st, &table, key, &old)),
+                Undo::Restore { table, key, old } => {
+                    match replace_row(&self.pool, st, &table, &key, &old) {
+                        Ok(Some(_)) => Ok(()),
+                        _ => remove_row(&self.pool, st, &table, &key)
+                            .and_then(|_| put_row(&self.pool, st, &table, key, &old)),
+                    }
+                }
                 Undo::Created { table } => {
                     if let Some(meta) = st.cat.tables.remove(&table) {
                         let pages = all_pages(&self.pool, &meta);
@@ -359,6 +364,42 @@ fn remove_row(
     Ok(Some(old))
 }
 
+/// Replaces a row in its slot when the new record is inline and no longer
+/// than the old one (so updates keep the scan order); returns the old values,
+/// or `None` when the row must move (or is not there).
+fn replace_row(
+    pool: &BufferPool,
+    st: &mut State,
+    table: &str,
+    key: &Key,
+    values: &[Value],
+) -> StoreResult<Option<Vec<Value>>> {
+    let Some(rt) = st.rt.get_mut(table) else {
+        return Ok(None);
+    };
+    let Some(&(id, slot)) = rt.index.get(key) else {
+        return Ok(None);
+    };
+    let mut rec = vec![INLINE];
+    rec.extend(encode(&(key, values))?);
+    let mut g = pool
+        .fetch_write(id)
+        .map_err(|e| format!("page {id}: {e}"))?;
+    let Some(old) = heap::get(&g, slot) else {
+        return Ok(None);
+    };
+    if old.first() != Some(&INLINE) || old.len() < rec.len() {
+        return Ok(None);
+    }
+    let (_, old_values): (Key, Vec<Value>) = decode(&old[1..])?;
+    if !heap::replace_in_place(&mut g, slot, &rec) {
+        return Ok(None);
+    }
+    rt.space.insert(id, heap::free_space(&g));
+    st.dirty = true;
+    Ok(Some(old_values))
+}
+
 /// One statement's view of the database.
 pub struct Storage<'a> {
     db: &'a Db,
@@ -568,8 +609,15 @@ impl StoreMut for Storage<'_> {
 
     fn insert_data(&mut self, table_name: &str, rows: Vec<(Key, Vec<Value>)>) -> GResult<()> {
         for (key, row) in rows {
-            let old = remove_row(&self.db.pool, self.st, table_name, &key).map_err(gerr)?;
-            put_row(&self.db.pool, self.st, table_name, key.clone(), &row).map_err(gerr)?;
+            let pool = &self.db.pool;
+            let old = match replace_row(pool, self.st, table_name, &key, &row).map_err(gerr)? {
+                Some(old) => Some(old),
+                None => {
+                    let old = remove_row(pool, self.st, table_name, &key).map_err(gerr)?;
+                    put_row(pool, self.st, table_name, key.clone(), &row).map_err(gerr)?;
+                    old
+                }
+            };
             let table = table_name.to_string();
             self.st.undo.push(match old {
                 Some(old) => Undo::Restore { table, key, old },
