@@ -783,3 +783,64 @@ fn a_64_page_pool_evicts_writes_back_and_reads_every_row() {
     drop(e);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn long_rows_chain_pages_and_dropped_tables_give_pages_back() {
+    let dir = temp_dir("small");
+    let file = dir.join("t.pages");
+    let open = || {
+        let pool = BufferPool::builder()
+            .frames(16)
+            .page_size(4096)
+            .disk(FileDisk::open(&file, 4096).unwrap())
+            .build()
+            .unwrap();
+        GlueEngine::on_pool(Arc::new(pool)).unwrap()
+    };
+    let ctx = MemoryContext::root("test");
+    let e = open();
+    run(&e, &ctx, "CREATE TABLE s (id INTEGER PRIMARY KEY, t TEXT)");
+    for i in 0..20 {
+        run(
+            &e,
+            &ctx,
+            &format!("INSERT INTO s VALUES ({i}, REPEAT('{}', 10000))", i % 10),
+        );
+    }
+    run(&e, &ctx, "DELETE FROM s WHERE id >= 10");
+    let grown = e.pool().disk().num_pages();
+    drop(e);
+    let e = open();
+    let out = run(&e, &ctx, "SELECT id, t FROM s ORDER BY id");
+    assert_eq!(out.rows.len(), 10);
+    for r in &out.rows {
+        let id = r[0].as_u64().unwrap();
+        assert_eq!(r[1].as_str().unwrap(), id.to_string().repeat(10000));
+    }
+    // Freed chain pages are reused: ten more long rows fit without growing much.
+    for i in 10..20 {
+        run(
+            &e,
+            &ctx,
+            &format!("INSERT INTO s VALUES ({i}, REPEAT('x', 10000))"),
+        );
+    }
+    assert!(e.pool().disk().num_pages() <= grown + 2, "{grown}");
+    run(&e, &ctx, "DROP TABLE s");
+    let before = e.pool().disk().num_pages();
+    run(&e, &ctx, "CREATE TABLE s2 (id INTEGER, t TEXT)");
+    for i in 0..20 {
+        run(
+            &e,
+            &ctx,
+            &format!("INSERT INTO s2 VALUES ({i}, REPEAT('y', 10000))"),
+        );
+    }
+    assert_eq!(
+        e.pool().disk().num_pages(),
+        before,
+        "the dropped table's pages"
+    );
+    drop(e);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -117,7 +117,23 @@ impl GlueEngine {
             None => self.db.gate.ticket(),
         };
         self.db.gate.acquire(owner).map_err(SqlError::Conflict)?;
-        let r = self.run_held(call, stmt, &name);
+        let savepoint = self.db.lock().undo.len();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run_held(call, stmt, &name)
+        }))
+        .unwrap_or_else(|panic| {
+            // Undo what the statement did, and keep the gate usable.
+            let mut st = self.db.lock();
+            let _ = self.db.rollback_to(&mut st, savepoint, call.txn.is_none());
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(SqlError::Internal(format!(
+                "the SQL engine failed on this statement ({msg}); its changes were undone"
+            )))
+        });
         if call.txn.is_none() {
             self.db.gate.release(owner);
         }
@@ -354,6 +370,7 @@ fn map_err(e: gluesql_core::error::Error) -> SqlError {
         {
             SqlError::Conflict(msg)
         }
+        E::StorageMsg(_) if lower.contains("not supported") => SqlError::Invalid(msg),
         E::StorageMsg(_) => SqlError::Internal(msg),
         _ => SqlError::Invalid(msg),
     }
