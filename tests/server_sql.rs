@@ -312,10 +312,20 @@ async fn the_seeds_sql_cases() {
         .await;
     let text: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap()).collect();
     assert!(
-        text.iter().any(|l| l.contains("Seq scan on users")),
+        text.iter().any(|l| l.contains("Seq scan on other")),
         "{text:?}"
     );
     assert!(text.iter().any(|l| l.contains("cross product")), "{text:?}");
+    let rows = c
+        .rows(RO, "EXPLAIN SELECT name FROM users WHERE id = 2")
+        .await;
+    assert!(
+        rows.iter().any(|r| r[0]
+            .as_str()
+            .unwrap()
+            .contains("Primary key lookup on users")),
+        "{rows:?}"
+    );
     let v = c.gql(RO, r#"{ explain(table: "users") }"#).await;
     assert!(
         v["data"]["explain"].as_str().unwrap().contains("users"),
