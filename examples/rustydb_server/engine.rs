@@ -1,4 +1,5 @@
-//! The seam for the SQL engine (issue 10: GlueSQL over buffer-pool pages).
+//! The seam for the SQL engine; the server plugs in GlueSQL over buffer-pool
+//! pages (`glue/`).
 //!
 //! The server owns everything around a statement — validation, auth, sessions,
 //! transactions and their memory contexts, the per-query context and its limit,
@@ -6,9 +7,10 @@
 //! GraphQL data fields and the REST table endpoints are written as SQL (see
 //! `sql.rs`), so an engine implements `execute` and the catalog, nothing more.
 //!
-//! Until an engine is plugged in, [`Unavailable`] answers: its catalog is empty
-//! (one schema, `public`, no tables) and every statement is refused with a 501
-//! problem naming the missing engine.
+//! Without an engine (the fuzz entry point when its data file cannot be
+//! opened), [`Unavailable`] answers: its catalog is empty (one schema,
+//! `public`, no tables) and every statement is refused with a 501 problem
+//! naming the missing engine.
 
 use std::sync::Arc;
 
@@ -163,7 +165,7 @@ impl std::fmt::Display for SqlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SqlError::Unavailable => f.write_str(
-                "no SQL engine is plugged into this server yet (issue 10 adds GlueSQL over the buffer pool); the request itself was valid",
+                "no SQL engine is plugged into this server; the request itself was valid",
             ),
             SqlError::Invalid(m) => write!(f, "invalid SQL: {m}"),
             SqlError::NotFound(m) => f.write_str(m),
@@ -283,7 +285,7 @@ pub trait SqlEngine: Send + Sync + 'static {
     }
 }
 
-/// The placeholder until issue 10: an empty catalog and no statements.
+/// No engine: an empty catalog and no statements.
 #[derive(Debug, Default)]
 pub struct Unavailable;
 
