@@ -854,3 +854,102 @@ fn long_rows_chain_pages_and_dropped_tables_give_pages_back() {
     drop(e);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Random inserts, updates (growing, shrinking, into and out of page chains)
+/// and deletes, in autocommit and in transactions that commit or roll back,
+/// checked against a model after every step and after reopening.
+#[test]
+fn random_changes_match_a_model_through_rollbacks_and_reopen() {
+    use std::collections::BTreeMap;
+    let disk: Arc<dyn rustydb_memory::buffer_pool::DiskManager> =
+        Arc::new(rustydb_memory::buffer_pool::MemDisk::new(4096));
+    let open = || {
+        let pool = BufferPool::builder()
+            .frames(16)
+            .page_size(4096)
+            .shared_disk(disk.clone())
+            .build()
+            .unwrap();
+        GlueEngine::on_pool(Arc::new(pool)).unwrap()
+    };
+    let ctx = MemoryContext::root("test");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let check = |e: &GlueEngine, model: &BTreeMap<u64, (u64, char)>| {
+        let out = run(
+            e,
+            &ctx,
+            "SELECT id, LENGTH(s), SUBSTR(s, 1, 1) FROM r ORDER BY id",
+        );
+        let got: BTreeMap<u64, (u64, char)> = out
+            .rows
+            .iter()
+            .map(|r| {
+                let c = r[2].as_str().unwrap().chars().next().unwrap();
+                (r[0].as_u64().unwrap(), (r[1].as_u64().unwrap(), c))
+            })
+            .collect();
+        assert_eq!(&got, model);
+    };
+    let e = open();
+    run(&e, &ctx, "CREATE TABLE r (id INTEGER PRIMARY KEY, s TEXT)");
+    let mut model: BTreeMap<u64, (u64, char)> = BTreeMap::new();
+    let mut txn_id = 100;
+    for step in 0..300 {
+        let in_txn = rand(4) == 0;
+        let mut shadow = model.clone();
+        if in_txn {
+            txn_id += 1;
+            e.begin(txn_id, server::engine::IsolationLevel::Serializable)
+                .unwrap();
+        }
+        for _ in 0..if in_txn { 1 + rand(6) } else { 1 } {
+            let id = rand(60);
+            let len = [1, 10, 300, 3000, 5000, 12000][rand(6) as usize];
+            let c = (b'a' + rand(26) as u8) as char;
+            let sql = match rand(3) {
+                0 if !shadow.contains_key(&id) => {
+                    shadow.insert(id, (len, c));
+                    format!("INSERT INTO r VALUES ({id}, REPEAT('{c}', {len}))")
+                }
+                0 | 1 => {
+                    if let Some(v) = shadow.get_mut(&id) {
+                        *v = (len, c);
+                    }
+                    format!("UPDATE r SET s = REPEAT('{c}', {len}) WHERE id = {id}")
+                }
+                _ => {
+                    shadow.remove(&id);
+                    format!("DELETE FROM r WHERE id = {id}")
+                }
+            };
+            e.execute(&QueryCall {
+                sql: &sql,
+                txn: in_txn.then_some(txn_id),
+                mode: Mode::ReadWrite,
+                ctx: &ctx,
+            })
+            .unwrap_or_else(|err| panic!("step {step}: {sql}: {err}"));
+        }
+        if in_txn {
+            if rand(2) == 0 {
+                e.commit(txn_id).unwrap();
+                model = shadow;
+            } else {
+                e.rollback(txn_id).unwrap();
+            }
+        } else {
+            model = shadow;
+        }
+        check(&e, &model);
+    }
+    assert!(model.len() > 10, "{}", model.len());
+    drop(e);
+    let e = open();
+    check(&e, &model);
+}

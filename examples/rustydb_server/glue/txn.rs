@@ -129,3 +129,26 @@ pub enum Undo {
         meta: TableMeta,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_owner_at_a_time() {
+        let g = Gate::new(Duration::from_millis(50));
+        let a = g.ticket();
+        let t = Owner::Txn(7);
+        g.acquire(a).unwrap();
+        g.acquire(a).unwrap(); // re-entrant for its owner
+        let err = g.acquire(t).unwrap_err();
+        assert!(err.contains("another statement"), "{err}");
+        g.release(t); // not the owner: no effect
+        assert!(g.holds(a));
+        g.release(a);
+        g.acquire(t).unwrap();
+        assert!(g.acquire(g.ticket()).unwrap_err().contains("transaction 7"));
+        g.release(t);
+        assert!(!g.holds(t));
+    }
+}
