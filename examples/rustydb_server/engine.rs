@@ -1,4 +1,5 @@
-//! The seam for the SQL engine (issue 10: GlueSQL over buffer-pool pages).
+//! The seam for the SQL engine; the server plugs in GlueSQL over buffer-pool
+//! pages (`glue/`).
 //!
 //! The server owns everything around a statement — validation, auth, sessions,
 //! transactions and their memory contexts, the per-query context and its limit,
@@ -6,9 +7,10 @@
 //! GraphQL data fields and the REST table endpoints are written as SQL (see
 //! `sql.rs`), so an engine implements `execute` and the catalog, nothing more.
 //!
-//! Until an engine is plugged in, [`Unavailable`] answers: its catalog is empty
-//! (one schema, `public`, no tables) and every statement is refused with a 501
-//! problem naming the missing engine.
+//! Without an engine (the fuzz entry point when its data file cannot be
+//! opened), [`Unavailable`] answers: its catalog is empty (one schema,
+//! `public`, no tables) and every statement is refused with a 501 problem
+//! naming the missing engine.
 
 use std::sync::Arc;
 
@@ -146,6 +148,8 @@ pub enum SqlError {
     Conflict(String),
     /// A write from a readonly caller (403).
     ReadOnly,
+    /// A statement the caller's role may not run, e.g. DDL without admin (403).
+    Forbidden(String),
     /// The statement's memory context reached its limit (413).
     MemoryLimit {
         /// The context's limit in bytes.
@@ -161,12 +165,13 @@ impl std::fmt::Display for SqlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SqlError::Unavailable => f.write_str(
-                "no SQL engine is plugged into this server yet (issue 10 adds GlueSQL over the buffer pool); the request itself was valid",
+                "no SQL engine is plugged into this server; the request itself was valid",
             ),
             SqlError::Invalid(m) => write!(f, "invalid SQL: {m}"),
             SqlError::NotFound(m) => f.write_str(m),
             SqlError::Conflict(m) => f.write_str(m),
             SqlError::ReadOnly => f.write_str("the readonly role cannot run statements that write"),
+            SqlError::Forbidden(m) => f.write_str(m),
             SqlError::MemoryLimit { limit, requested } => write!(
                 f,
                 "the query's memory context reached its limit of {limit} bytes (--query-memory-limit) asking for {requested} more"
@@ -184,7 +189,7 @@ impl SqlError {
             SqlError::Invalid(_) => "BAD_SQL",
             SqlError::NotFound(_) => "NOT_FOUND",
             SqlError::Conflict(_) => "CONFLICT",
-            SqlError::ReadOnly => "PERMISSION_DENIED",
+            SqlError::ReadOnly | SqlError::Forbidden(_) => "PERMISSION_DENIED",
             SqlError::MemoryLimit { .. } => "QUERY_MEMORY_LIMIT",
             SqlError::Internal(_) => "INTERNAL",
         }
@@ -205,7 +210,7 @@ impl SqlError {
             }
             SqlError::NotFound(_) => Problem::not_found(d),
             SqlError::Conflict(_) => Problem::conflict(d),
-            SqlError::ReadOnly => Problem::forbidden(d),
+            SqlError::ReadOnly | SqlError::Forbidden(_) => Problem::forbidden(d),
             SqlError::MemoryLimit { limit, requested } => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "query-memory-limit",
@@ -280,7 +285,7 @@ pub trait SqlEngine: Send + Sync + 'static {
     }
 }
 
-/// The placeholder until issue 10: an empty catalog and no statements.
+/// No engine: an empty catalog and no statements.
 #[derive(Debug, Default)]
 pub struct Unavailable;
 

@@ -16,6 +16,7 @@ pub mod conns;
 pub mod ctx;
 pub mod engine;
 pub mod exec;
+pub mod glue;
 pub mod graphql;
 pub mod http;
 pub mod log_ring;
@@ -343,13 +344,14 @@ pub fn fuzz_request(
             max_ballast: Some(16 << 20),
             ..Default::default()
         };
-        let app = App::new(
-            cfg,
-            rustydb_memory::MemoryManager::global(),
-            None,
-            Arc::new(engine::Unavailable),
-        )
-        .expect("the fuzz app");
+        // A small pool, so fuzzed statements exercise eviction too.
+        let engine: engine::Engine =
+            match glue::GlueEngine::open(&cfg.data_dir, 64, cfg.page_size, None) {
+                Ok(e) => Arc::new(e),
+                Err(_) => Arc::new(engine::Unavailable),
+            };
+        let app = App::new(cfg, rustydb_memory::MemoryManager::global(), None, engine)
+            .expect("the fuzz app");
         (rt, app)
     });
     rt.block_on(oneshot(app, method, target, headers, body))
@@ -570,8 +572,19 @@ pub fn run_main(
             return ExitCode::FAILURE;
         }
     };
+    let engine: engine::Engine = match glue::GlueEngine::open(
+        &cfg.data_dir,
+        cfg.buffer_pool_pages,
+        cfg.page_size,
+        Some(mm),
+    ) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("rustydb_server: SQL engine: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     rt.block_on(async move {
-        let engine: engine::Engine = Arc::new(engine::Unavailable);
         let app = match App::new(cfg, mm, debugger, engine) {
             Ok(a) => a,
             Err(e) => {

@@ -141,7 +141,7 @@ pub async fn health(req: Req) -> Result<Resp, Problem> {
     } else {
         Check {
             status: "not_configured",
-            message: Cow::Borrowed("no SQL engine is plugged in yet; SQL endpoints answer 501"),
+            message: Cow::Borrowed("no SQL engine is plugged in; SQL endpoints answer 501"),
         }
     };
     let rank = |s: &str| match s {

@@ -76,7 +76,7 @@ fn txn_of(req: &Req, r: Option<&TxnRef>) -> Result<Option<Arc<Txn>>, Problem> {
 #[utoipa::path(post, path = "/api/v1/query", tag = "sql", security(("bearer" = [])),
     request_body = QueryRequest,
     responses((status = 200, body = QueryResponse), (status = 400), (status = 401), (status = 403),
-              (status = 404), (status = 413), (status = 501, description = "No SQL engine plugged in"),
+              (status = 404), (status = 413), (status = 409, description = "Conflict (duplicate key, busy database)"),
               (status = 503)))]
 pub async fn query(req: Req) -> Result<Resp, Problem> {
     let q: QueryRequest = http::parse_json(&req.body)?;
