@@ -220,6 +220,9 @@ async fn the_seeds_sql_cases() {
     // REPEAT.
     let rows = c.rows(RO, "SELECT REPEAT('A', 1000) AS s").await;
     assert_eq!(rows[0][0].as_str().unwrap().len(), 1000);
+    // The seed's exact text (MEMORY-038): double quotes, no FROM.
+    let rows = c.rows(RO, r#"SELECT REPEAT("A", 1000)"#).await;
+    assert_eq!(rows[0][0].as_str().unwrap(), "A".repeat(1000));
 
     // DDL and DML round trip.
     c.sql(

@@ -1,10 +1,12 @@
 //! What happens to a parsed statement before GlueSQL translates it: joins
 //! GlueSQL does not know are rewritten (`CROSS JOIN` and `FROM a, b` become
 //! inner joins without a constraint), and each statement is classified (read,
-//! DML, DDL, transaction control) for the caller's mode.
+//! DML, DDL, transaction control) for the caller's mode. In a SELECT without
+//! FROM, double-quoted names are read as strings (no column is in scope).
 
 use gluesql_core::sqlparser::ast::{
-    JoinConstraint, JoinOperator, Query, Select, SetExpr, Statement, TableFactor, TableWithJoins,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, JoinConstraint, JoinOperator, Query,
+    Select, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, Value,
 };
 
 /// What a statement does.
@@ -60,7 +62,24 @@ pub fn name(s: &Statement) -> String {
 /// Rewrites the joins GlueSQL cannot translate, everywhere in `s`.
 pub fn rewrite(s: &mut Statement) {
     match s {
-        Statement::Query(q) => query(q),
+        Statement::Query(q) => {
+            if let SetExpr::Select(sel) = q.body.as_mut()
+                && sel.from.is_empty()
+            {
+                // No table is in scope, so a double-quoted name cannot be a
+                // column: read it as MySQL does without ANSI_QUOTES, a string
+                // (the seed's `SELECT REPEAT("A", 1000)`).
+                for item in &mut sel.projection {
+                    match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            quoted_names_to_strings(e)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            query(q)
+        }
         Statement::Explain { statement, .. } => rewrite(statement),
         Statement::Insert(i) => {
             if let Some(q) = i.source.as_mut() {
@@ -88,6 +107,38 @@ fn set_expr(e: &mut SetExpr) {
         SetExpr::SetOperation { left, right, .. } => {
             set_expr(left);
             set_expr(right);
+        }
+        _ => {}
+    }
+}
+
+/// Turns `"name"` into `'name'` inside `e` (through calls, operators,
+/// parentheses and casts — the shapes a FROM-less projection takes).
+fn quoted_names_to_strings(e: &mut Expr) {
+    match e {
+        Expr::Identifier(id) if id.quote_style == Some('"') => {
+            *e = Expr::Value(Value::SingleQuotedString(std::mem::take(&mut id.value)));
+        }
+        Expr::Function(f) => {
+            if let FunctionArguments::List(list) = &mut f.args {
+                for a in &mut list.args {
+                    match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x))
+                        | FunctionArg::Named {
+                            arg: FunctionArgExpr::Expr(x),
+                            ..
+                        } => quoted_names_to_strings(x),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Expr::BinaryOp { left, right, .. } => {
+            quoted_names_to_strings(left);
+            quoted_names_to_strings(right);
+        }
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => {
+            quoted_names_to_strings(expr)
         }
         _ => {}
     }
@@ -132,6 +183,19 @@ mod tests {
     fn one(sql: &str) -> Statement {
         let mut v = gluesql_core::parse_sql::parse(sql).unwrap();
         v.remove(0)
+    }
+
+    #[test]
+    fn double_quoted_names_are_strings_only_without_from() {
+        let mut s = one(r#"SELECT REPEAT("A", 3) AS s, "b" || 'c', -("d")"#);
+        rewrite(&mut s);
+        assert_eq!(
+            s.to_string(),
+            "SELECT REPEAT('A', 3) AS s, 'b' || 'c', -('d')"
+        );
+        let mut s = one(r#"SELECT "A" FROM t"#);
+        rewrite(&mut s);
+        assert_eq!(s.to_string(), r#"SELECT "A" FROM t"#);
     }
 
     #[test]
