@@ -644,6 +644,19 @@ async fn the_query_memory_limit_fires_and_the_server_goes_on() {
             .contains("--query-memory-limit"),
         "{p}"
     );
+    // Refused before GlueSQL builds it: a string far over the limit, a
+    // generated cross join.
+    let p = c
+        .sql(RO, "SELECT REPEAT('A', 100000000000) AS huge")
+        .await
+        .problem(413);
+    assert_eq!(p["requested_bytes"], 100_000_000_000u64, "{p}");
+    c.sql(
+        RO,
+        "SELECT COUNT(*) FROM SERIES(100000) a CROSS JOIN SERIES(100000) b",
+    )
+    .await
+    .problem(413);
     // A cross join too large for the limit stops in the scan.
     c.sql(ADMIN, "CREATE TABLE wide (id INTEGER, pad TEXT)")
         .await
@@ -955,4 +968,112 @@ fn random_changes_match_a_model_through_rollbacks_and_reopen() {
     drop(e);
     let e = open();
     check(&e, &model);
+}
+
+/// Odd statements are answered (a result or a 4xx-class error), never a
+/// panic or an internal error.
+#[test]
+fn odd_statements_get_answers() {
+    let pool = BufferPool::builder()
+        .frames(16)
+        .page_size(4096)
+        .disk(rustydb_memory::buffer_pool::MemDisk::new(4096))
+        .build()
+        .unwrap();
+    let e = GlueEngine::on_pool(Arc::new(pool)).unwrap();
+    let ctx = MemoryContext::root("test");
+    run(&e, &ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)");
+    run(&e, &ctx, "INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+    for sql in [
+        "",
+        ";",
+        "SELECT 1; SELECT 2",
+        "SHOW TABLES",
+        "SHOW VERSION",
+        "SHOW COLUMNS FROM t",
+        "CREATE INDEX i ON t (s)",
+        "DROP INDEX t.i",
+        "ALTER TABLE t ADD COLUMN x INTEGER",
+        "ALTER TABLE t RENAME TO u",
+        "INSERT INTO t SELECT id + 10, s FROM t",
+        "CREATE TABLE c AS SELECT * FROM t",
+        "DROP TABLE IF EXISTS nope",
+        "DROP TABLE nope",
+        "EXPLAIN BEGIN",
+        "EXPLAIN EXPLAIN SELECT 1",
+        "EXPLAIN SELECT * FROM nope",
+        "EXPLAIN INSERT INTO t VALUES (9, 'z')",
+        "EXPLAIN UPDATE t SET s = 'q' WHERE id = 1",
+        "EXPLAIN DELETE FROM t WHERE id = 1",
+        "VALUES (1) UNION VALUES ('a', 'b')",
+        "SELECT 1 INTERSECT SELECT 1",
+        "SELECT * FROM t UNION SELECT * FROM t ORDER BY id",
+        "(SELECT 1) UNION (SELECT 2)",
+        "SELECT * FROM GLUE_TABLES",
+        "SELECT * FROM t a, t b, t c",
+        "SELECT * FROM t NATURAL JOIN t",
+        "SELECT * FROM t FULL OUTER JOIN t u ON t.id = u.id",
+        "SELECT 1 / 0",
+        "SELECT CAST('x' AS INTEGER)",
+        "SELECT 9223372036854775807 + 1",
+        "UPDATE t SET id = 2 WHERE id = 1",
+        "INSERT INTO t VALUES (NULL, 'n')",
+        "INSERT INTO t (s) VALUES ('no key')",
+        "CREATE FUNCTION f() RETURN 1",
+        "COMMIT",
+        "ROLLBACK",
+        "SELECT * FROM t WHERE s LIKE '%'",
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+    ] {
+        let r = e.execute(&QueryCall {
+            sql,
+            txn: None,
+            mode: Mode::Admin,
+            ctx: &ctx,
+        });
+        if let Err(err) = &r {
+            assert!(
+                !matches!(err, SqlError::Internal(_)),
+                "{sql}: internal error {err}"
+            );
+        }
+    }
+    // GlueSQL 0.20 panics on a negative REPEAT count (capacity overflow): the
+    // engine catches it, undoes the statement and answers an internal error.
+    let err = e
+        .execute(&QueryCall {
+            sql: "SELECT REPEAT('a', -1)",
+            txn: None,
+            mode: Mode::Admin,
+            ctx: &ctx,
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("failed on this statement"),
+        "{err}"
+    );
+    // ALTER TABLE works through Store/StoreMut (GlueSQL's default
+    // AlterTable): renamed, the table keeps its rows, and new generated keys
+    // do not collide with the moved ones.
+    let out = run(&e, &ctx, "SELECT COUNT(*) FROM u");
+    assert!(out.rows[0][0].as_u64().unwrap() >= 2);
+    run(&e, &ctx, "CREATE TABLE np (a INTEGER)");
+    run(&e, &ctx, "INSERT INTO np VALUES (1), (2), (3)");
+    run(&e, &ctx, "ALTER TABLE np RENAME TO np2");
+    run(&e, &ctx, "INSERT INTO np2 VALUES (4)");
+    let out = run(&e, &ctx, "SELECT COUNT(*), SUM(a) FROM np2");
+    assert_eq!(out.rows[0], vec![json!(4), json!(10)]);
+    // … and it rolls back: the old schema and the old rows.
+    e.begin(1, server::engine::IsolationLevel::Serializable)
+        .unwrap();
+    e.execute(&QueryCall {
+        sql: "ALTER TABLE np2 ADD COLUMN b INTEGER DEFAULT 7",
+        txn: Some(1),
+        mode: Mode::Admin,
+        ctx: &ctx,
+    })
+    .unwrap();
+    e.rollback(1).unwrap();
+    let out = run(&e, &ctx, "SELECT * FROM np2 WHERE a = 1");
+    assert_eq!(out.rows, vec![vec![json!(1)]]);
 }

@@ -7,6 +7,7 @@
 //! * `txn.rs` — the single-owner gate and the undo log;
 //! * `rewrite.rs` — CROSS JOIN rewriting, statement kinds;
 //! * `explain.rs` — `EXPLAIN` as text;
+//! * `budget.rs` — up-front memory estimates from a statement's literals;
 //! * this file — [`GlueEngine`], the server's [`SqlEngine`]: statements,
 //!   `UNION` (GlueSQL has none: each side runs, results are concatenated and,
 //!   without `ALL`, deduplicated), transactions, results as JSON charged to
@@ -21,6 +22,7 @@
 //! write-ahead log, so a crash in the middle of a commit's flush can leave a
 //! partial state.
 
+pub mod budget;
 pub mod catalog;
 pub mod explain;
 pub mod heap;
@@ -430,6 +432,16 @@ impl SqlEngine for GlueEngine {
         }
         if let Statement::Explain { statement, .. } = &stmt {
             return self.explain(statement);
+        }
+        // What GlueSQL would build from literals before any row is charged.
+        if let Some(limit) = call.ctx.stats().limit {
+            let want = budget::estimate(&stmt);
+            if want > limit as u64 {
+                return Err(SqlError::MemoryLimit {
+                    limit: limit as u64,
+                    requested: want,
+                });
+            }
         }
         self.run(call, stmt)
     }

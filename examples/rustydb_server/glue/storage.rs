@@ -154,6 +154,12 @@ impl Db {
                     st.rt.remove(&table);
                     Ok(())
                 }
+                Undo::Schema { table, old } => {
+                    if let Some(meta) = st.cat.tables.get_mut(&table) {
+                        meta.schema = *old;
+                    }
+                    Ok(())
+                }
                 Undo::Dropped { table, meta } => rebuild(&self.pool, &meta).map(|rt| {
                     st.rt.insert(table.clone(), rt);
                     st.cat.tables.insert(table, meta);
@@ -559,7 +565,11 @@ impl StoreMut for Storage<'_> {
     fn insert_schema(&mut self, schema: &Schema) -> GResult<()> {
         let name = schema.table_name.clone();
         if let Some(meta) = self.st.cat.tables.get_mut(&name) {
-            meta.schema = schema.clone();
+            let old = std::mem::replace(&mut meta.schema, schema.clone());
+            self.st.undo.push(Undo::Schema {
+                table: name,
+                old: Box::new(old),
+            });
         } else {
             self.st.cat.tables.insert(
                 name.clone(),
@@ -596,6 +606,11 @@ impl StoreMut for Storage<'_> {
                 .tables
                 .get_mut(table_name)
                 .ok_or_else(|| gerr(format!("table {table_name} not found")))?;
+            // Rows moved in by ALTER TABLE … RENAME keep their keys: skip them.
+            let taken = self.st.rt.get(table_name);
+            while taken.is_some_and(|rt| rt.index.contains_key(&Key::I64(meta.next_key))) {
+                meta.next_key += 1;
+            }
             let key = Key::I64(meta.next_key);
             meta.next_key += 1;
             put_row(&self.db.pool, self.st, table_name, key.clone(), &row).map_err(gerr)?;

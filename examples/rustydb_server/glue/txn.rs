@@ -121,6 +121,13 @@ pub enum Undo {
         /// Table.
         table: String,
     },
+    /// A table's schema was replaced (ALTER TABLE): put the old one back.
+    Schema {
+        /// Table.
+        table: String,
+        /// The old schema.
+        old: Box<gluesql_core::data::Schema>,
+    },
     /// A table was dropped: bring it back (its pages are kept until commit).
     Dropped {
         /// Table.
