@@ -1038,11 +1038,22 @@ fn odd_statements_get_answers() {
             );
         }
     }
-    // GlueSQL 0.20 panics on a negative REPEAT count (capacity overflow): the
-    // engine catches it, undoes the statement and answers an internal error.
+    // GlueSQL 0.20 panics on a negative REPEAT count (capacity overflow): a
+    // literal one is refused up front as bad SQL …
     let err = e
         .execute(&QueryCall {
             sql: "SELECT REPEAT('a', -1)",
+            txn: None,
+            mode: Mode::Admin,
+            ctx: &ctx,
+        })
+        .unwrap_err();
+    assert!(matches!(err, SqlError::Invalid(_)), "{err}");
+    // … a computed one reaches GlueSQL: the engine catches the panic, undoes
+    // the statement and answers an internal error.
+    let err = e
+        .execute(&QueryCall {
+            sql: "SELECT REPEAT('a', 1 - 2)",
             txn: None,
             mode: Mode::Admin,
             ctx: &ctx,

@@ -31,6 +31,54 @@ pub fn estimate(stmt: &Statement) -> u64 {
     }
 }
 
+/// A call GlueSQL 0.20 would panic on rather than refuse: `REPEAT`, `LPAD`
+/// or `RPAD` with a negative literal count ("capacity overflow"). Named in
+/// the returned message so the caller can answer 400.
+pub fn refuse(stmt: &Statement) -> Option<String> {
+    let v = serde_json::to_value(stmt).ok()?;
+    let mut found = None;
+    negative_counts(&v, &mut found);
+    found
+}
+
+fn negative_counts(v: &Json, found: &mut Option<String>) {
+    match v {
+        Json::Object(o) => {
+            if let Some(f) = o.get("Function")
+                && let Some(name) = f.get("name").and_then(ident_name)
+                && matches!(name.as_str(), "REPEAT" | "LPAD" | "RPAD")
+                && has_negative_number(f.get("args").unwrap_or(&Json::Null))
+            {
+                *found = Some(format!("{name} needs a count of 0 or more"));
+                return;
+            }
+            o.values().for_each(|x| negative_counts(x, found));
+        }
+        Json::Array(a) => a.iter().for_each(|x| negative_counts(x, found)),
+        _ => {}
+    }
+}
+
+/// Whether `v` holds `-<number>` (a unary minus applied to a number literal).
+fn has_negative_number(v: &Json) -> bool {
+    match v {
+        Json::Object(o) => {
+            if let Some(u) = o.get("UnaryOp")
+                && u.get("op").and_then(Json::as_str) == Some("Minus")
+                && u.get("expr")
+                    .and_then(|e| e.get("Value"))
+                    .and_then(|x| x.get("Number"))
+                    .is_some()
+            {
+                return true;
+            }
+            o.values().any(has_negative_number)
+        }
+        Json::Array(a) => a.iter().any(has_negative_number),
+        _ => false,
+    }
+}
+
 fn ident_name(v: &Json) -> Option<String> {
     // `ObjectName` is an array of `Ident`s: {"value": "REPEAT", …}.
     let last = v.as_array()?.last()?;
@@ -137,6 +185,14 @@ mod tests {
         let mut s = v.remove(0);
         super::super::rewrite::rewrite(&mut s);
         estimate(&s)
+    }
+
+    #[test]
+    fn negative_counts_are_refused() {
+        let one = |sql: &str| gluesql_core::parse_sql::parse(sql).unwrap().remove(0);
+        assert!(refuse(&one("SELECT REPEAT('a', -1)")).is_some());
+        assert!(refuse(&one("SELECT LPAD('a', -5, 'x') AS p")).is_some());
+        assert!(refuse(&one("SELECT REPEAT('a', 3), 1 - 2")).is_none());
     }
 
     #[test]

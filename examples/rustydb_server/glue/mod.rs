@@ -433,6 +433,9 @@ impl SqlEngine for GlueEngine {
         if let Statement::Explain { statement, .. } = &stmt {
             return self.explain(statement);
         }
+        if let Some(why) = budget::refuse(&stmt) {
+            return Err(SqlError::Invalid(why));
+        }
         // What GlueSQL would build from literals before any row is charged.
         if let Some(limit) = call.ctx.stats().limit {
             let want = budget::estimate(&stmt);
