@@ -625,6 +625,64 @@ async fn rollback_restores_and_commit_keeps() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_written_as_sql() {
+    let dir = temp_dir("sqltxn");
+    let srv = start(config(&dir)).await;
+    let mut c = Client::connect(srv.addr).await;
+    c.sql(ADMIN, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .await
+        .ok();
+    // BEGIN answers a transaction id and its isolation; ROLLBACK undoes.
+    let b = c
+        .sql(RW, "START TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await
+        .ok();
+    assert_eq!(b["statement"], "BEGIN", "{b}");
+    assert_eq!(b["isolation_level"], "SERIALIZABLE", "{b}");
+    let id = b["transaction_id"].as_u64().unwrap();
+    c.sql_in(RW, "INSERT INTO t VALUES (1)", id).await.ok();
+    let r = c.sql_in(RW, "ROLLBACK", id).await.ok();
+    assert_eq!(r["status"], "rolled_back", "{r}");
+    assert_eq!(c.count("t").await, 0);
+    // BEGIN; … COMMIT keeps.
+    let id = c.sql(RW, "BEGIN").await.ok()["transaction_id"]
+        .as_u64()
+        .unwrap();
+    c.sql_in(RW, "INSERT INTO t VALUES (2)", id).await.ok();
+    c.sql_in(RW, "COMMIT;", id).await.ok();
+    assert_eq!(c.count("t").await, 1);
+    // Misuse: COMMIT without an id, BEGIN inside a transaction, an unknown id.
+    c.sql(RW, "COMMIT").await.problem(400);
+    let id = c.sql(RW, "BEGIN").await.ok()["transaction_id"]
+        .as_u64()
+        .unwrap();
+    c.sql_in(RW, "BEGIN", id).await.problem(409);
+    c.sql_in(RW, "ROLLBACK", id).await.ok();
+    c.sql_in(RW, "COMMIT", 999_999).await.problem(404);
+    // A batch written as BEGIN; …; COMMIT is one transaction.
+    let v = c
+        .post(
+            "/api/v1/batch",
+            RW,
+            json!({"statements": ["BEGIN", "INSERT INTO t VALUES (3)", "INSERT INTO t VALUES (4)", "COMMIT"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["results"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(c.count("t").await, 3);
+    c.post(
+        "/api/v1/batch",
+        RW,
+        json!({"statements": ["INSERT INTO t VALUES (5)", "ROLLBACK"]}),
+    )
+    .await
+    .problem(400);
+    assert_eq!(c.count("t").await, 3);
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_query_memory_limit_fires_and_the_server_goes_on() {
     let dir = temp_dir("limit");
     let mut cfg = config(&dir);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::super::engine::{ColumnDef, TableInfo};
+use super::super::engine::{ColumnDef, IsolationLevel, TableInfo};
 use super::super::exec::{self, QueryResponse};
 use super::super::http::{self, Resp};
 use super::super::problem::Problem;
@@ -72,6 +72,94 @@ fn txn_of(req: &Req, r: Option<&TxnRef>) -> Result<Option<Arc<Txn>>, Problem> {
     Ok(Some(t))
 }
 
+/// Transaction control written as SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    /// `BEGIN` / `START TRANSACTION [ISOLATION LEVEL …]`.
+    Begin(IsolationLevel),
+    /// `COMMIT`.
+    Commit,
+    /// `ROLLBACK`.
+    Rollback,
+}
+
+/// `Some` when `sql` is exactly one transaction-control statement. Parsing
+/// is cheap next to running a statement, and only texts that start with one
+/// of the four keywords are parsed here.
+fn control(sql: &str) -> Option<Control> {
+    use gluesql_core::sqlparser::ast::{Statement, TransactionIsolationLevel, TransactionMode};
+    let head = sql.trim_start().get(..5)?.to_ascii_uppercase();
+    if !matches!(head.as_str(), "BEGIN" | "START" | "COMMI" | "ROLLB") {
+        return None;
+    }
+    let mut v = gluesql_core::parse_sql::parse(sql).ok()?;
+    if v.len() != 1 {
+        return None;
+    }
+    match v.remove(0) {
+        Statement::StartTransaction { modes, .. } => {
+            let mut level = IsolationLevel::default();
+            for m in modes {
+                if let TransactionMode::IsolationLevel(l) = m {
+                    level = match l {
+                        TransactionIsolationLevel::ReadUncommitted => {
+                            IsolationLevel::ReadUncommitted
+                        }
+                        TransactionIsolationLevel::ReadCommitted => IsolationLevel::ReadCommitted,
+                        TransactionIsolationLevel::RepeatableRead => IsolationLevel::RepeatableRead,
+                        TransactionIsolationLevel::Serializable => IsolationLevel::Serializable,
+                    };
+                }
+            }
+            Some(Control::Begin(level))
+        }
+        Statement::Commit { .. } => Some(Control::Commit),
+        Statement::Rollback { .. } => Some(Control::Rollback),
+        _ => None,
+    }
+}
+
+/// `BEGIN` / `COMMIT` / `ROLLBACK` sent to `/api/v1/query`: the same server
+/// transactions as `/api/v1/transactions` (a memory context each). `BEGIN`
+/// answers the new `transaction_id` to pass with the following statements;
+/// `COMMIT` and `ROLLBACK` finish the one named by `transaction_id`.
+async fn run_control(req: &Req, c: Control, txn_ref: Option<&TxnRef>) -> Result<Resp, Problem> {
+    let statement = match c {
+        Control::Begin(_) => "BEGIN",
+        Control::Commit => "COMMIT",
+        Control::Rollback => "ROLLBACK",
+    };
+    let info = match (c, txn_ref) {
+        (Control::Begin(_), Some(r)) => {
+            return Err(Problem::conflict(format!(
+                "transaction {} is already open for this request; COMMIT or ROLLBACK it first",
+                r.text()
+            )));
+        }
+        (Control::Begin(level), None) => {
+            super::txns::begin_txn(&req.app, req.who()?, req.sess()?, level, None).await?
+        }
+        (_, None) => {
+            return Err(Problem::bad_request(format!(
+                "{statement} needs `transaction_id`: the id BEGIN (or POST /api/v1/transactions) returned"
+            )));
+        }
+        (_, Some(r)) => {
+            super::txns::finish_txn(&req.app, req.who()?, &r.text(), c == Control::Commit).await?
+        }
+    };
+    Ok(http::ok(&json!({
+        "statement": statement,
+        "columns": [],
+        "rows": [],
+        "rows_affected": 0,
+        "transaction_id": info.transaction_id,
+        "isolation_level": info.isolation_level,
+        "status": info.status,
+        "transaction": info,
+    })))
+}
+
 /// Runs one statement in its own memory context (limit `--query-memory-limit`).
 #[utoipa::path(post, path = "/api/v1/query", tag = "sql", security(("bearer" = [])),
     request_body = QueryRequest,
@@ -81,6 +169,9 @@ fn txn_of(req: &Req, r: Option<&TxnRef>) -> Result<Option<Arc<Txn>>, Problem> {
 pub async fn query(req: Req) -> Result<Resp, Problem> {
     let q: QueryRequest = http::parse_json(&req.body)?;
     check_sql(&q.sql)?;
+    if let Some(c) = control(&q.sql) {
+        return run_control(&req, c, q.transaction_id.as_ref()).await;
+    }
     let t = txn_of(&req, q.transaction_id.as_ref())?;
     let r = exec::run_sql(&req.app, req.who()?, req.sess()?, t, q.sql)
         .await
@@ -137,12 +228,42 @@ pub async fn batch(req: Req) -> Result<Resp, Problem> {
     for (i, s) in b.statements.iter().enumerate() {
         check_sql(s).map_err(|p| p.with("index", i))?;
     }
+    // `BEGIN; …; COMMIT` as statements: the batch's own transaction already
+    // brackets them, so a leading BEGIN and a trailing COMMIT are dropped;
+    // any other transaction control inside a batch is refused.
+    let mut statements = b.statements;
+    let mut transaction = b.transaction;
+    if statements.len() >= 2
+        && matches!(
+            statements.first().and_then(|s| control(s)),
+            Some(Control::Begin(_))
+        )
+        && matches!(
+            statements.last().and_then(|s| control(s)),
+            Some(Control::Commit)
+        )
+    {
+        statements.pop();
+        statements.remove(0);
+        transaction = true;
+    }
+    if let Some(i) = statements.iter().position(|s| control(s).is_some()) {
+        return Err(Problem::bad_request(
+            "transaction control inside a batch: a batch runs in one transaction (\"transaction\": true, the default) or none; BEGIN may only open it and COMMIT close it",
+        )
+        .with("index", i));
+    }
+    if statements.is_empty() {
+        return Err(Problem::bad_request(
+            "the batch holds no statement besides BEGIN and COMMIT",
+        ));
+    }
     let app = &req.app;
     let who = req.who()?;
     let sess = req.sess()?;
-    let mut items = Vec::with_capacity(b.statements.len());
-    if !b.transaction {
-        for (index, s) in b.statements.into_iter().enumerate() {
+    let mut items = Vec::with_capacity(statements.len());
+    if !transaction {
+        for (index, s) in statements.into_iter().enumerate() {
             match exec::run_sql(app, who, sess, None, s).await {
                 Ok(r) => items.push(BatchItem {
                     index,
@@ -166,7 +287,7 @@ pub async fn batch(req: Req) -> Result<Resp, Problem> {
     let t = super::txns::begin_txn(app, who, sess, Default::default(), None).await?;
     let id = t.transaction_id;
     let handle = app.txns.get(id)?;
-    for (index, s) in b.statements.into_iter().enumerate() {
+    for (index, s) in statements.into_iter().enumerate() {
         match exec::run_sql(app, who, sess, Some(handle.clone()), s).await {
             Ok(r) => items.push(BatchItem {
                 index,
