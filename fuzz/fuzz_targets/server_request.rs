@@ -301,11 +301,7 @@ struct Input {
     target: Target,
     auth: Auth,
     content_type: ContentType,
-    /// `x-session-id`, one of a few names: every new name opens a session
-    /// in the process-wide app (up to 10 000, never closed here, as the fuzz
-    /// app runs no idle reaper), and listing sessions costs sessions ×
-    /// contexts, so unbounded names slow every later exec down.
-    session: Option<u8>,
+    session: Option<Segment>,
     headers: Vec<(String, Vec<u8>)>,
     body: BodySel,
 }
@@ -489,9 +485,8 @@ fuzz_target!(|input: Input| {
     if let Some(ct) = ct {
         headers.push((b"content-type".to_vec(), ct.to_vec()));
     }
-    if let Some(i) = input.session {
-        let name = SEGMENTS[i as usize % SEGMENTS.len()];
-        headers.push((b"x-session-id".to_vec(), name.as_bytes().to_vec()));
+    if let Some(s) = &input.session {
+        headers.push((b"x-session-id".to_vec(), s.render().into_bytes()));
     }
     for (k, v) in input.headers.iter().take(4) {
         headers.push((k.as_bytes().to_vec(), v.clone()));
