@@ -348,7 +348,7 @@ async fn the_seeds_sql_cases() {
     c.sql(RW, "INSERT INTO users VALUES (1, 'dup', 1)")
         .await
         .problem(409);
-    c.sql(RO, "BEGIN").await.problem(400);
+    c.sql(RO, "BEGIN").await.problem(403);
     assert_eq!(c.count("users").await, 2);
 
     // The catalog over REST and GraphQL.

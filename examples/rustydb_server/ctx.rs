@@ -4,6 +4,7 @@
 //! keeps its parent node alive — so the tree can live across requests and
 //! threads.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustydb_memory::{ContextStats, MemoryContext};
@@ -80,23 +81,60 @@ impl CtxNode {
     }
 }
 
-/// Bytes reserved by the context `id` and all its descendants, from a registry snapshot.
-pub fn subtree_reserved(all: &[ContextStats], id: u64) -> (usize, usize) {
-    let mut reserved = 0;
-    let mut used = 0;
-    let mut stack = vec![id];
-    while let Some(i) = stack.pop() {
-        for c in all {
-            if c.id == i {
-                reserved += c.reserved;
-                used += c.used;
-            }
-            if c.parent == Some(i) {
-                stack.push(c.id);
+/// A snapshot of the context registry with every subtree's totals computed
+/// once, so listings of n sessions or transactions cost O(contexts + n)
+/// rather than a registry scan per entry (the `server_request` fuzz target
+/// found the quadratic form).
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The registry's entries.
+    pub all: Vec<ContextStats>,
+    /// id → (own entry's index, subtree reserved bytes, subtree used bytes).
+    index: HashMap<u64, (usize, usize, usize)>,
+}
+
+impl Snapshot {
+    /// Reads the registry now.
+    pub fn take() -> Snapshot {
+        Snapshot::from(rustydb_memory::arena::contexts())
+    }
+
+    /// The entry of context `id`.
+    pub fn get(&self, id: u64) -> Option<&ContextStats> {
+        self.index.get(&id).map(|&(i, _, _)| &self.all[i])
+    }
+
+    /// (reserved, used) bytes of context `id` and all its descendants; zeros
+    /// for a context no longer registered.
+    pub fn subtree(&self, id: u64) -> (usize, usize) {
+        self.index.get(&id).map_or((0, 0), |&(_, r, u)| (r, u))
+    }
+}
+
+impl From<Vec<ContextStats>> for Snapshot {
+    fn from(all: Vec<ContextStats>) -> Snapshot {
+        let mut index: HashMap<u64, (usize, usize, usize)> = all
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, (i, 0, 0)))
+            .collect();
+        for c in &all {
+            // Add the context's own bytes to itself and each ancestor. The
+            // hop bound guards against a cycle in a racy snapshot.
+            let mut at = Some(c.id);
+            let mut hops = 0;
+            while let Some(id) = at
+                && hops <= all.len()
+            {
+                let Some(e) = index.get_mut(&id) else { break };
+                e.1 += c.reserved;
+                e.2 += c.used;
+                at = all[e.0].parent;
+                hops += 1;
             }
         }
+        Snapshot { all, index }
     }
-    (reserved, used)
 }
 
 #[cfg(test)]
@@ -121,9 +159,9 @@ mod tests {
             g.used()
         });
         assert!(t.join().unwrap() >= 100 << 10);
-        let all = rustydb_memory::arena::contexts();
-        let (reserved, _) = subtree_reserved(&all, txn.id);
+        let snap = Snapshot::take();
+        let (reserved, _) = snap.subtree(txn.id);
         assert_eq!(reserved, 0, "the query context is gone");
-        assert!(all.iter().any(|c| c.id == txn.id && c.parent.is_some()));
+        assert!(snap.get(txn.id).is_some_and(|c| c.parent.is_some()));
     }
 }

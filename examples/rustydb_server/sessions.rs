@@ -108,8 +108,8 @@ impl Session {
     }
 
     /// Listing form; `contexts` is a registry snapshot.
-    pub fn info(&self, contexts: &[rustydb_memory::ContextStats]) -> SessionInfo {
-        let (reserved, used) = super::ctx::subtree_reserved(contexts, self.ctx.id);
+    pub fn info(&self, contexts: &super::ctx::Snapshot) -> SessionInfo {
+        let (reserved, used) = contexts.subtree(self.ctx.id);
         SessionInfo {
             session_id: self.id,
             name: self.name.clone(),

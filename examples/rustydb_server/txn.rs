@@ -118,10 +118,9 @@ impl Txn {
         }
     }
 
-    fn info(&self, contexts: &[rustydb_memory::ContextStats]) -> TxnInfo {
-        let (reserved, used) = super::ctx::subtree_reserved(contexts, self.ctx.id);
-        let _ = reserved;
-        let own = contexts.iter().find(|c| c.id == self.ctx.id);
+    fn info(&self, contexts: &super::ctx::Snapshot) -> TxnInfo {
+        let (_, used) = contexts.subtree(self.ctx.id);
+        let own = contexts.get(self.ctx.id);
         TxnInfo {
             transaction_id: self.id,
             isolation_level: self.isolation,
@@ -271,8 +270,8 @@ impl Transactions {
     /// Records the end of `t` (already taken) and drops its memory context
     /// (at once, or when a statement still running lets go of it).
     pub fn finish(&self, t: Arc<Txn>, outcome: Outcome) -> TxnInfo {
-        let contexts = rustydb_memory::arena::contexts();
-        let (reserved, _) = super::ctx::subtree_reserved(&contexts, t.ctx.id);
+        let contexts = super::ctx::Snapshot::take();
+        let (reserved, _) = contexts.subtree(t.ctx.id);
         let mut info = t.info(&contexts);
         info.status = serde_json::to_value(outcome)
             .ok()
@@ -299,14 +298,14 @@ impl Transactions {
 
     /// Open transactions.
     pub fn list(&self) -> Vec<TxnInfo> {
-        let contexts = rustydb_memory::arena::contexts();
+        let contexts = super::ctx::Snapshot::take();
         let m = self.active.lock().unwrap_or_else(|e| e.into_inner());
         m.values().map(|t| t.info(&contexts)).collect()
     }
 
     /// One open transaction's description.
     pub fn describe(&self, t: &Txn) -> TxnInfo {
-        t.info(&rustydb_memory::arena::contexts())
+        t.info(&super::ctx::Snapshot::take())
     }
 
     /// Open transactions idle longer than `idle`, or of session `sid`, taken out.

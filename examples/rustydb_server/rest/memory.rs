@@ -448,16 +448,32 @@ pub async fn remove_callback(req: Req) -> Result<Resp, Problem> {
 pub async fn contexts(req: Req) -> Result<Resp, Problem> {
     let all = rustydb_memory::arena::contexts();
     let prefix = req.query.get("name").unwrap_or("");
-    // Depth-first order from the roots.
+    // Indexes first, so the walk is linear in the number of contexts.
+    let by_id: std::collections::HashMap<u64, usize> =
+        all.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    let mut kids: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+    for c in &all {
+        if let Some(p) = c.parent.filter(|p| by_id.contains_key(p)) {
+            kids.entry(p).or_default().push(c.id);
+        }
+    }
+    // Depth-first order from the roots (contexts whose parent is gone count
+    // as roots); children in id order.
     let mut out = Vec::with_capacity(all.len());
     let mut stack: Vec<(u64, usize)> = all
         .iter()
-        .filter(|c| c.parent.is_none_or(|p| !all.iter().any(|x| x.id == p)))
+        .filter(|c| c.parent.is_none_or(|p| !by_id.contains_key(&p)))
         .map(|c| (c.id, 0))
         .collect();
     stack.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    let mut visited = 0usize;
     while let Some((id, depth)) = stack.pop() {
-        if let Some(c) = all.iter().find(|c| c.id == id) {
+        // A racy snapshot cannot make a cycle longer than the registry.
+        visited += 1;
+        if visited > all.len() {
+            break;
+        }
+        if let Some(c) = by_id.get(&id).map(|&i| &all[i]) {
             if c.name.starts_with(prefix) {
                 out.push(json!({
                     "id": c.id,
@@ -473,13 +489,10 @@ pub async fn contexts(req: Req) -> Result<Resp, Problem> {
                     "charged_bytes": c.charged,
                 }));
             }
-            let mut kids: Vec<u64> = all
-                .iter()
-                .filter(|k| k.parent == Some(id))
-                .map(|k| k.id)
-                .collect();
-            kids.sort_unstable_by(|a, b| b.cmp(a));
-            stack.extend(kids.into_iter().map(|k| (k, depth + 1)));
+            if let Some(mut k) = kids.remove(&id) {
+                k.sort_unstable_by(|a, b| b.cmp(a));
+                stack.extend(k.into_iter().map(|k| (k, depth + 1)));
+            }
         }
     }
     Ok(http::ok(&json!({

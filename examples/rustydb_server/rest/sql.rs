@@ -129,6 +129,13 @@ async fn run_control(req: &Req, c: Control, txn_ref: Option<&TxnRef>) -> Result<
         Control::Commit => "COMMIT",
         Control::Rollback => "ROLLBACK",
     };
+    // As on /api/v1/transactions: a transaction holds the database for its
+    // writer, so opening or finishing one needs the readwrite role.
+    if !req.who()?.allows(super::super::auth::Role::Readwrite) {
+        return Err(Problem::forbidden(format!(
+            "{statement} needs the readwrite or admin role"
+        )));
+    }
     let info = match (c, txn_ref) {
         (Control::Begin(_), Some(r)) => {
             return Err(Problem::conflict(format!(

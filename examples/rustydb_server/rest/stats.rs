@@ -258,7 +258,7 @@ pub struct SessionStatsResponse {
     responses((status = 200, body = SessionStatsResponse)))]
 pub async fn session_stats(req: Req) -> Result<Resp, Problem> {
     let a = &req.app;
-    let ctxs = rustydb_memory::arena::contexts();
+    let ctxs = super::super::ctx::Snapshot::take();
     let sessions: Vec<SessionInfo> = a.sessions.all().iter().map(|s| s.info(&ctxs)).collect();
     let active = sessions.iter().filter(|s| s.state == "active").count() as u64;
     Ok(http::ok(&SessionStatsResponse {
@@ -360,7 +360,7 @@ pub async fn connections(req: Req) -> Result<Resp, Problem> {
     params(("page" = Option<u64>, Query), ("page_size" = Option<u64>, Query)),
     responses((status = 200, body = Page<SessionInfo>), (status = 400)))]
 pub async fn sessions(req: Req) -> Result<Resp, Problem> {
-    let ctxs = rustydb_memory::arena::contexts();
+    let ctxs = super::super::ctx::Snapshot::take();
     let list: Vec<SessionInfo> = req
         .app
         .sessions
@@ -387,7 +387,7 @@ pub async fn session(req: Req) -> Result<Resp, Problem> {
         .sessions
         .get(id)
         .ok_or_else(|| Problem::not_found(format!("session {id} not found")))?;
-    Ok(http::ok(&s.info(&rustydb_memory::arena::contexts())))
+    Ok(http::ok(&s.info(&super::super::ctx::Snapshot::take())))
 }
 
 /// Closes a session: its open transactions are rolled back and its memory freed.
