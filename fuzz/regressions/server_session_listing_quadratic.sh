@@ -1,4 +1,8 @@
 #!/usr/bin/env bash
+# FIXED: ctx::Snapshot computes every subtree once per listing and the contexts
+# tree walks id/children indexes, so listings are linear in the number of
+# contexts. The script stays as a check (the two timings should now match).
+#
 # Not a crash: a cost the server_request fuzz target ran into. Its exec rate
 # fell from ~6000/s to ~175/s over 10 minutes (the process-wide app keeps every
 # session and open transaction); a perf sample after 60 s put
