@@ -70,8 +70,8 @@ for k in ${KINDS#hello }; do
 done
 rm -f /tmp/server_load.$$
 
-# RSS after ~100 k and ~1 M requests on a fresh server (two thirds authenticated
-# point reads, one third health).
+# RSS after ~100 k and ~1 M requests on a fresh server on the same data dir
+# (authenticated pool reads, health, and SQL point queries when there is an engine).
 kill $SRV
 wait $SRV 2>/dev/null || true
 $BIN/rustydb_server --addr 127.0.0.1:18090 --data-dir "$DATA" --admin-token $ADMIN --readonly-token $RO --quiet &
@@ -84,9 +84,13 @@ total() {
 }
 load() {
     wrk -t1 -c32 -d"$1" -H "Authorization: Bearer $RO" http://127.0.0.1:18090/api/v1/pools/default/stats > /dev/null &
-    local w=$!
+    local w=$! q=
+    if [ $SQL = 1 ]; then
+        wrk -t1 -c8 -d"$1" -s benches/server_point.lua http://127.0.0.1:18090 > /dev/null &
+        q=$!
+    fi
     wrk -t1 -c16 -d"$1" http://127.0.0.1:18090/api/v1/admin/health > /dev/null
-    wait $w
+    wait $w $q
 }
 while [ "$(total)" -lt 100000 ]; do load 1s; done
 n1=$(total); r1=$(rss)
