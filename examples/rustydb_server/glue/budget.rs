@@ -12,18 +12,40 @@
 //! and result rows are charged as they come (see `storage.rs`).
 
 use gluesql_core::sqlparser::ast::Statement;
+
+use super::super::engine::SqlError;
 use serde_json::Value as Json;
 
 /// Bytes counted per row of a generated source.
 const ROW_BYTES: f64 = 64.0;
 
-/// The estimated bytes `stmt` materialises from its literals.
-pub fn estimate(stmt: &Statement) -> u64 {
+/// Both up-front checks on one reading of the statement (the AST is turned
+/// into JSON once per statement): a call GlueSQL would panic on →
+/// `SqlError::Invalid`; more bytes from literals than `limit` →
+/// `SqlError::MemoryLimit`.
+pub fn check(stmt: &Statement, limit: Option<u64>) -> Result<(), SqlError> {
     let Ok(v) = serde_json::to_value(stmt) else {
-        return 0;
+        return Ok(());
     };
+    if let Some(why) = refuse_json(&v) {
+        return Err(SqlError::Invalid(why));
+    }
+    if let Some(limit) = limit {
+        let want = estimate_json(&v);
+        if want > limit {
+            return Err(SqlError::MemoryLimit {
+                limit,
+                requested: want,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The estimated bytes the statement `v` (as JSON) materialises from its literals.
+fn estimate_json(v: &Json) -> u64 {
     let mut total = 0.0;
-    walk(&v, &mut total);
+    walk(v, &mut total);
     if total.is_finite() {
         total.min(u64::MAX as f64) as u64
     } else {
@@ -32,12 +54,11 @@ pub fn estimate(stmt: &Statement) -> u64 {
 }
 
 /// A call GlueSQL 0.20 would panic on rather than refuse: `REPEAT`, `LPAD`
-/// or `RPAD` with a negative literal count ("capacity overflow"). Named in
-/// the returned message so the caller can answer 400.
-pub fn refuse(stmt: &Statement) -> Option<String> {
-    let v = serde_json::to_value(stmt).ok()?;
+/// or `RPAD` with a negative literal count ("capacity overflow"), named in
+/// the message so the caller can answer 400.
+fn refuse_json(v: &Json) -> Option<String> {
     let mut found = None;
-    negative_counts(&v, &mut found);
+    negative_counts(v, &mut found);
     found
 }
 
@@ -184,7 +205,11 @@ mod tests {
         let mut v = gluesql_core::parse_sql::parse(sql).unwrap();
         let mut s = v.remove(0);
         super::super::rewrite::rewrite(&mut s);
-        estimate(&s)
+        estimate_json(&serde_json::to_value(&s).unwrap())
+    }
+
+    fn refuse(s: &Statement) -> Option<String> {
+        refuse_json(&serde_json::to_value(s).unwrap())
     }
 
     #[test]

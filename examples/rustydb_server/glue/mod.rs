@@ -433,19 +433,9 @@ impl SqlEngine for GlueEngine {
         if let Statement::Explain { statement, .. } = &stmt {
             return self.explain(statement);
         }
-        if let Some(why) = budget::refuse(&stmt) {
-            return Err(SqlError::Invalid(why));
-        }
-        // What GlueSQL would build from literals before any row is charged.
-        if let Some(limit) = call.ctx.stats().limit {
-            let want = budget::estimate(&stmt);
-            if want > limit as u64 {
-                return Err(SqlError::MemoryLimit {
-                    limit: limit as u64,
-                    requested: want,
-                });
-            }
-        }
+        // Calls GlueSQL would panic on, and what it would build from
+        // literals before any row is charged.
+        budget::check(&stmt, call.ctx.stats().limit.map(|l| l as u64))?;
         self.run(call, stmt)
     }
 
