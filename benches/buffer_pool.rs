@@ -9,7 +9,8 @@
 //!    policies in the `libcachesim` Python package on the same trace file
 //!    (`scripts/libcachesim_hits.py`; `libcachesim=NA` if it is missing).
 //! 2. Hit path: pin+unpin and optimistic read, 1 and 2 threads, beside a
-//!    `Mutex<lru::LruCache>` and `quick_cache::sync::Cache`.
+//!    `Mutex<lru::LruCache>` and `quick_cache::sync::Cache`; then pin+unpin
+//!    with each policy beside ARC's (`BP_BENCH=policies` runs only that).
 //! 3. Miss path with the file backend: µs per miss beside a bare `pread` of
 //!    the same pages, and dirty write-back per page beside `pwrite`.
 //!
@@ -399,8 +400,13 @@ impl HitPath for Quick {
 }
 
 fn hit_pool() -> BufferPool {
+    hit_pool_with(Policy::default())
+}
+
+fn hit_pool_with(policy: Policy) -> BufferPool {
     let pool = BufferPool::builder()
         .frames(1024)
+        .policy(policy)
         .disk(MemDisk::with_pages(4096, RESIDENT))
         .build()
         .unwrap();
@@ -527,6 +533,66 @@ fn hit_path(ops: usize, rounds: usize) {
         scale(2),
         scale(0) / scale(2)
     );
+}
+
+/// Pin+unpin per policy against ARC's, 1 thread, rounds alternating between
+/// the policies (the hit path is the same; what differs is the policy's
+/// `access`, applied in batches).
+///
+/// `BP_POLICIES=name,...` runs only those policies (no ratio lines unless
+/// ARC is first), e.g. one at a time under callgrind for instruction counts:
+/// `BP_BENCH=policies BP_POLICIES=adaptive BP_OPS=200000 valgrind
+/// --tool=callgrind --toggle-collect='*run_threads*' <bench binary> --quick zzz`.
+fn hit_path_policies(ops: usize, rounds: usize) {
+    let mut list = vec![Policy::Arc, Policy::default()];
+    for p in [
+        Policy::Lru,
+        Policy::Lirs,
+        Policy::ClockPro,
+        Policy::WTinyLfu,
+        Policy::S3Fifo,
+        Policy::Adaptive,
+    ] {
+        if !list.contains(&p) {
+            list.push(p);
+        }
+    }
+    if let Ok(only) = std::env::var("BP_POLICIES") {
+        list = only.split(',').filter_map(|n| n.parse().ok()).collect();
+        if list.is_empty() {
+            return;
+        }
+    }
+    let ops = std::env::var("BP_OPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ops);
+    let pools: Vec<Ours> = list.iter().map(|&p| Ours(hit_pool_with(p))).collect();
+    let ks: Vec<Vec<u64>> = vec![keys(ops, 7)];
+    let mut res = vec![Vec::new(); list.len()];
+    for p in &pools {
+        run_threads(p, 1, &ks); // warm-up
+    }
+    for _ in 0..rounds {
+        for (i, p) in pools.iter().enumerate() {
+            res[i].push(run_threads(p, 1, &ks));
+        }
+    }
+    let m: Vec<f64> = res.into_iter().map(median).collect();
+    if list[0] != Policy::Arc {
+        for (p, ns) in list.iter().zip(&m) {
+            println!("pin_unpin_1t/{p}: {ns:.2} ns");
+        }
+        return;
+    }
+    for (i, p) in list.iter().enumerate().skip(1) {
+        let tag = if *p == Policy::default() {
+            format!("{p}(default)")
+        } else {
+            p.to_string()
+        };
+        line(&format!("pin_unpin_1t/{tag}"), m[i], "arc", m[0], "ns");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -685,6 +751,12 @@ fn main() {
         hit_path(
             if quick { 1 << 20 } else { 1 << 22 },
             if quick { 7 } else { 11 },
+        );
+    }
+    if sel.contains("hitpath") || sel.contains("policies") {
+        hit_path_policies(
+            if quick { 1 << 20 } else { 1 << 22 },
+            if quick { 9 } else { 15 },
         );
     }
     if sel.contains("miss") {

@@ -1,6 +1,9 @@
 //! The debugger's cost: build and drop a `BTreeMap<u64, String>` under
-//! `RustyAlloc` alone, `DebugAlloc<RustyAlloc>` at counting / tracking / full,
-//! and `dhat::Alloc` with a heap profiler running.
+//! `RustyAlloc` alone, `DebugAlloc<RustyAlloc>` at counting / sampled (one
+//! stack per 512 KiB) / tracking / full (a stack per allocation, redzones,
+//! quarantine) / full with 1-in-64 stacks / "profile every allocation"
+//! (the sampled level at a 1-byte interval: a stack per allocation, as dhat
+//! records), and `dhat::Alloc` with a heap profiler running.
 //!
 //! The global allocator is chosen per process (blocks must be freed by the
 //! allocator that made them), so the bench re-runs itself once per
@@ -104,13 +107,17 @@ fn child(n: u64) {
     let level = std::env::var("DEBUGGER_BENCH_LEVEL").unwrap_or_default();
     let ms = match mode() {
         2 => {
-            let (lvl, bt_every) = match level.as_str() {
-                "full_bt64" => ("full", 64),
-                l => (l, 1),
+            let (lvl, bt_every, interval) = match level.as_str() {
+                "full_bt64" => ("full", 64, 0),
+                "sampled_all" => ("sampled", 1, 1),
+                l => (l, 1, 0),
             };
             DEBUG.set_level(DebugLevel::parse(lvl.as_bytes()).unwrap_or(DebugLevel::Off));
             DEBUG.set_sample_every(0);
             DEBUG.set_backtrace_every(bt_every);
+            if interval != 0 {
+                DEBUG.set_sample_interval(interval);
+            }
             workload(n)
         }
         3 => {
@@ -159,9 +166,11 @@ fn main() {
     let configs = [
         ("inner", "rusty", ""),
         ("counting", "debug", "counting"),
+        ("sampled", "debug", "sampled"),
         ("tracking", "debug", "tracking"),
         ("full", "debug", "full"),
         ("full_bt64", "debug", "full_bt64"),
+        ("sampled_all", "debug", "sampled_all"),
         ("dhat", "dhat", ""),
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
@@ -180,7 +189,8 @@ fn main() {
     println!(
         "debugger bench: BTreeMap<u64, String> of {n} entries, build + drop, median of {rounds}"
     );
-    for (i, (name, _, _)) in configs.iter().enumerate().skip(1).take(4) {
+    let dhat_i = configs.len() - 1;
+    for (i, (name, _, _)) in configs.iter().enumerate().take(dhat_i).skip(1) {
         println!(
             "BENCH debugger/{name} ours={:.1}ms rustyalloc={:.1}ms ratio={:.2}",
             med[i],
@@ -188,8 +198,13 @@ fn main() {
             med[i] / med[0]
         );
     }
-    let dhat = med[5];
-    for (name, i) in [("tracking", 2), ("full", 3), ("full_bt64", 4)] {
+    let dhat = med[dhat_i];
+    for (name, i) in [
+        ("tracking", 3),
+        ("full", 4),
+        ("full_bt64", 5),
+        ("sampled_all", 6),
+    ] {
         println!(
             "BENCH debugger/{name}_vs_dhat ours={:.1}ms dhat={dhat:.1}ms ratio={:.3}",
             med[i],

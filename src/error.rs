@@ -44,6 +44,15 @@ pub enum Error {
         /// Id of the context.
         context: u64,
     },
+    /// A memory context cannot be reset or rewound while a child of it lives
+    /// (an [`OwnedContext`](crate::OwnedContext) child held elsewhere).
+    #[error("memory context {context} has {children} live children: drop them before a reset")]
+    ContextHasChildren {
+        /// Id of the context.
+        context: u64,
+        /// Its live direct children.
+        children: usize,
+    },
     /// The pressure manager rejects new work at its current level.
     #[cfg(not(rustydb_loom))]
     #[error(

@@ -4,14 +4,31 @@
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 #![cfg_attr(rustydb_loom, allow(dead_code, unused_imports))]
 
+// The allocator is built on Linux system calls (mmap, madvise, mremap, futex,
+// `__cxa_thread_atexit_impl`, /proc readings) and on 64-bit address-space
+// assumptions (2 MiB segments, 48-bit pointers): say so at compile time rather
+// than with raw libc errors at run time.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+compile_error!(
+    "rustydb-memory supports Linux on x86_64 and aarch64 only \
+     (x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu); this target is not supported"
+);
+
 #[cfg(not(rustydb_loom))]
 pub mod arena;
 pub mod buffer_pool;
 #[cfg(not(rustydb_loom))]
 pub mod debug;
 mod error;
+#[cfg(doctest)]
+mod guide;
 mod sync;
 
+#[cfg(not(rustydb_loom))]
+mod events;
 #[cfg(not(rustydb_loom))]
 mod global;
 #[cfg(not(rustydb_loom))]
@@ -38,7 +55,7 @@ mod sys {
 pub mod loom_api;
 
 #[cfg(not(rustydb_loom))]
-pub use arena::{Checkpoint, ContextStats, MemoryContext, SharedContext};
+pub use arena::{Checkpoint, ContextStats, MemoryContext, OwnedContext, SharedContext};
 #[cfg(not(rustydb_loom))]
 pub use buffer_pool::{
     BufferPool, BufferPoolBuilder, BufferPoolStats, DiskManager, EvictionPolicy, FileDisk, MemDisk,
@@ -48,7 +65,7 @@ pub use buffer_pool::{
 pub use debug::{DebugAlloc, DebugLevel};
 pub use error::{Error, Result};
 #[cfg(not(rustydb_loom))]
-pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES};
+pub use global::{AllocStats, ClassStats, RustyAlloc, SIZE_CLASSES, SharedHeap};
 #[cfg(not(rustydb_loom))]
 pub use large::{
     AllocOptions, HugePagePolicy, LargeObjectAllocator, LargeObjectAllocatorBuilder, LargeStats,

@@ -126,20 +126,81 @@ fn collect(mut p: *mut Magazine) -> Vec<MagazineBox> {
 // ---------------------------------------------------------------------------
 // Buffer pool: the frame state word and the page table, in a two-frame pool.
 
-use crate::buffer_pool::frame::{FrameMeta, Pin};
+use crate::buffer_pool::frame::{DIRTY, FrameMeta, Pin, pins};
 use crate::buffer_pool::page_table::PageTable;
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
 
+/// One word of a frame's bytes as the pool treats it: written plainly by an
+/// owner (write latch or IO) of a frame no optimistic reader has marked,
+/// through an atomic store otherwise (`words.rs`); read plainly under a pin,
+/// atomically by optimistic readers. `value` holds the contents (an atomic,
+/// so every kind of access can read it); the two loom cells stand for the
+/// plain accesses, so that loom reports exactly the pairs that would be data
+/// races on real memory:
+///
+/// | access          | `plain_write` | `plain_read` |
+/// |-----------------|---------------|--------------|
+/// | plain write     | mutable       | mutable      |
+/// | atomic write    | shared        | mutable      |
+/// | plain read      | shared        | shared       |
+/// | atomic read     | shared        | —            |
+///
+/// A plain write conflicts with every other access, an atomic write with
+/// plain reads and other writes, and an atomic read with plain writes only.
+#[derive(Debug)]
+struct Word {
+    value: AtomicU64,
+    plain_write: UnsafeCell<()>,
+    plain_read: UnsafeCell<()>,
+}
+
+impl Word {
+    fn new(v: u64) -> Self {
+        Self {
+            value: AtomicU64::new(v),
+            plain_write: UnsafeCell::new(()),
+            plain_read: UnsafeCell::new(()),
+        }
+    }
+
+    /// A write by the frame's owner, plain or atomic as the frame says.
+    fn write(&self, v: u64, atomic: bool) {
+        if atomic {
+            self.plain_write.with(|_| ());
+        } else {
+            self.plain_write.with_mut(|_| ());
+        }
+        self.plain_read.with_mut(|_| ());
+        // Relaxed: the real store (plain, or a relaxed atomic); published by
+        // the owner's Release when it lets the frame go.
+        self.value.store(v, Ordering::Relaxed);
+    }
+
+    /// A plain read, under a pin or by the owner.
+    fn read_plain(&self) -> u64 {
+        self.plain_write.with(|_| ());
+        self.plain_read.with(|_| ());
+        // Relaxed: ordered by the pin's Acquire, as a plain read would be.
+        self.value.load(Ordering::Relaxed)
+    }
+
+    /// An optimistic reader's relaxed atomic load.
+    fn read_atomic(&self) -> u64 {
+        self.plain_write.with(|_| ());
+        // Relaxed: the seqlock read; the version check decides.
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
 /// A two-frame buffer pool over the real state-word (`frame.rs`) and
-/// page-table (`page_table.rs`) code. Each frame's "bytes" are one `u64` in a
-/// loom `UnsafeCell`, so loom reports any access the protocol fails to order;
-/// page `p` holds `p * 1000 + n` after its `n`-th write. `mirror` is the same
-/// value in an atomic, for optimistic readers (which may race by design).
+/// page-table (`page_table.rs`) code. Each frame's bytes are one [`Word`],
+/// written plainly or atomically by the rule `FrameMeta::writes_atomic` gives
+/// the real pool, so loom reports any plain write that races with a reader;
+/// page `p` holds `p * 1000 + n` after its `n`-th write.
 #[derive(Debug)]
 pub struct PoolModel {
     frames: [FrameMeta; 2],
-    data: [UnsafeCell<u64>; 2],
-    mirror: [AtomicU64; 2],
+    data: [Word; 2],
     table: PageTable,
 }
 
@@ -150,12 +211,12 @@ impl Default for PoolModel {
 }
 
 impl PoolModel {
-    /// Page 10 in frame 0 and page 20 in frame 1, both clean.
+    /// Page 10 in frame 0 and page 20 in frame 1, both clean, never read
+    /// optimistically.
     pub fn new() -> Self {
         let m = Self {
             frames: [FrameMeta::new(), FrameMeta::new()],
-            data: [UnsafeCell::new(10_000), UnsafeCell::new(20_000)],
-            mirror: [AtomicU64::new(10_000), AtomicU64::new(20_000)],
+            data: [Word::new(10_000), Word::new(20_000)],
             table: PageTable::new(2),
         };
         for (f, page) in [(0u32, 10u64), (1, 20)] {
@@ -172,9 +233,7 @@ impl PoolModel {
             let f = self.table.get(page)? as usize;
             match self.frames[f].pin_shared(page) {
                 Pin::Done(_) => {
-                    // SAFETY: a shared pin keeps writers and evictors out of the
-                    // frame (the property under test: loom flags a violation).
-                    let v = self.data[f].with(|p| unsafe { *p });
+                    let v = self.data[f].read_plain();
                     self.frames[f].unpin_shared();
                     return Some(v);
                 }
@@ -192,14 +251,8 @@ impl PoolModel {
             let f = f as usize;
             match self.frames[f].try_lock_exclusive(page, 0) {
                 Pin::Done(_) => {
-                    // SAFETY: the exclusive latch makes this the only access.
-                    let v = self.data[f].with_mut(|p| unsafe {
-                        *p += 1;
-                        *p
-                    });
-                    // Relaxed: published by `unlock_exclusive`'s Release; read
-                    // by optimistic readers that validate the version after.
-                    self.mirror[f].store(v, Ordering::Relaxed);
+                    let v = self.data[f].read_plain() + 1;
+                    self.data[f].write(v, self.frames[f].writes_atomic());
                     self.frames[f].unlock_exclusive();
                     return true;
                 }
@@ -219,18 +272,15 @@ impl PoolModel {
             // Relaxed: the frame is owned (IO); the id was published before.
             let old = fm.page.load(Ordering::Relaxed);
             self.table.insert(new, f);
-            if s & crate::buffer_pool::frame::DIRTY != 0 {
-                // SAFETY: IO ownership: nobody else touches the bytes.
-                let v = self.data[f as usize].with(|p| unsafe { *p });
+            let word = &self.data[f as usize];
+            if s & DIRTY != 0 {
                 // Relaxed: read by the test after joining the threads.
-                written_back.store(v, Ordering::Relaxed);
+                written_back.store(word.read_plain(), Ordering::Relaxed);
             }
             self.table.remove(old);
-            fm.io_update(crate::buffer_pool::frame::DIRTY, 0);
-            // SAFETY: as above.
-            self.data[f as usize].with_mut(|p| unsafe { *p = new * 1000 });
+            fm.io_update(DIRTY, 0);
+            word.write(new * 1000, fm.writes_atomic());
             // Relaxed: published by `finish_io`'s Release.
-            self.mirror[f as usize].store(new * 1000, Ordering::Relaxed);
             fm.page.store(new, Ordering::Relaxed);
             fm.finish_io(0);
             return Some(old);
@@ -242,16 +292,12 @@ impl PoolModel {
     pub fn read_optimistic(&self, page: u64) -> Option<u64> {
         let f = self.table.get(page)? as usize;
         let stamp = self.frames[f].optimistic_begin(page).ok()?;
-        // Relaxed: the seqlock read; `optimistic_validate` decides.
-        let v = self.mirror[f].load(Ordering::Relaxed);
+        let v = self.data[f].read_atomic();
         self.frames[f].optimistic_validate(stamp).then_some(v)
     }
 
     /// Pins held on both frames (0 when every guard is gone).
     pub fn pins(&self) -> u64 {
-        self.frames
-            .iter()
-            .map(|f| crate::buffer_pool::frame::pins(f.load()))
-            .sum()
+        self.frames.iter().map(|f| pins(f.load())).sum()
     }
 }

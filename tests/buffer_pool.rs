@@ -414,6 +414,58 @@ fn optimistic_reads_see_consistent_pages() {
 }
 
 #[test]
+fn writes_to_optimistically_read_pages_go_through_atomic_words() {
+    let pool = BufferPool::builder()
+        .frames(2)
+        .cooling(0.0)
+        .disk(MemDisk::new(4096))
+        .build()
+        .unwrap();
+    let payload = pool.payload_size();
+    let (a, b) = {
+        let mut g = pool.new_page().unwrap();
+        g.iter_mut().enumerate().for_each(|(i, x)| *x = i as u8);
+        let a = g.page_id();
+        drop(g);
+        (a, pool.new_page().unwrap().page_id())
+    };
+    let before = pool.fetch_read(a).unwrap().to_vec();
+    // The first optimistic read marks the frame: later writers go atomic.
+    assert_eq!(pool.read_optimistic(a, |p| p.u8_at(7)).unwrap(), Some(7));
+    {
+        let mut g = pool.fetch_write(a).unwrap();
+        assert!(g.write(5, b"abc"), "in place, without a private copy");
+        assert_eq!(&g[5..8], b"abc");
+        assert!(!g.write(payload - 2, b"xyz"), "past the payload");
+        assert!(!g.write(usize::MAX, b"x"), "offset overflow");
+        g[100] = 0xEE; // a private copy from here on
+        assert!(g.write(200, b"q"));
+        assert_eq!((&g[5..8], g[100], g[200]), (&b"abc"[..], 0xEE, b'q'));
+    }
+    let mut want = before;
+    want[5..8].copy_from_slice(b"abc");
+    want[100] = 0xEE;
+    want[200] = b'q';
+    assert_eq!(pool.fetch_read(a).unwrap().to_vec(), want);
+    assert_eq!(pool.read_optimistic(a, |p| p.to_vec()).unwrap(), want);
+    // A marked frame reused for a new page is zeroed, and a marked page
+    // loaded again from disk reads back whole.
+    assert!(pool.read_optimistic(b, |p| p.u8_at(0)).unwrap().is_some());
+    {
+        let g = pool.new_page().unwrap();
+        assert!(g.iter().all(|&x| x == 0), "a new page is zeroed");
+    }
+    let d = pool.new_page().unwrap().page_id();
+    // Both frames are marked; at least one of `a`, `b` was evicted, so the
+    // reads below load it into a marked frame (through atomic words).
+    assert!(pool.is_resident(d) && !(pool.is_resident(a) && pool.is_resident(b)));
+    assert_eq!(pool.fetch_read(a).unwrap().to_vec(), want);
+    assert_eq!(pool.read_optimistic(a, |p| p.to_vec()).unwrap(), want);
+    assert!(pool.fetch_read(b).unwrap().iter().all(|&x| x == 0));
+    assert_eq!(pool.stats().corrupt_pages, 0);
+}
+
+#[test]
 fn two_threads_random_reads_and_writes_with_checksums() {
     for p in [Policy::Clock, Policy::Arc, Policy::TwoQ, Policy::LruK] {
         let disk = Arc::new(MemDisk::new(4096));
@@ -631,11 +683,11 @@ fn stats_and_clones() {
     }
     let s = pool.stats();
     assert_eq!(s.hits + s.misses, 2000);
-    assert_eq!(s.policy, Policy::Arc);
+    assert_eq!(s.policy, Policy::Adaptive);
     assert_eq!((s.frames, s.page_size), (8, 4096));
     assert_eq!(pool.payload_size(), 4096 - PAGE_HEADER);
     assert!(s.hot.hits + s.warm.hits + s.cold.hits <= s.hits);
-    assert!(format!("{pool:?}").contains("Arc"));
+    assert!(format!("{pool:?}").contains("Adaptive"));
     let h = std::thread::spawn(move || {
         for &id in &trace {
             drop(other.fetch_read(id).unwrap());
@@ -741,4 +793,68 @@ fn refused_new_page_leaves_no_readable_page() {
         .build()
         .unwrap();
     assert!(pool.fetch_read(c).unwrap().iter().all(|&x| x == 0));
+}
+
+/// The write-back hook sees every page image before it is written (eviction,
+/// flush, flush_all) with the bytes about to be written, and an error from it
+/// cancels the write: the page stays dirty, resident and readable.
+#[test]
+fn write_back_hook_runs_first_and_can_refuse() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let disk = Arc::new(MemDisk::new(4096));
+    let seen: Arc<Mutex<Vec<(u64, u8)>>> = Arc::default();
+    let refuse = Arc::new(AtomicBool::new(false));
+    let (s, r, d) = (seen.clone(), refuse.clone(), disk.clone());
+    let pool = BufferPool::builder()
+        .frames(4)
+        .shared_disk(disk.clone())
+        .before_write_back(move |id, payload| {
+            // The image on disk is still the old one when the hook runs.
+            let on_disk = d.image(id).map_or(0, |i| i[PAGE_HEADER]);
+            s.lock().unwrap().push((id, payload[0]));
+            assert_ne!(on_disk, payload[0], "the hook runs before the write");
+            if r.load(Ordering::SeqCst) {
+                Err(Error::Io {
+                    op: "write",
+                    page: id,
+                    errno: 5,
+                })
+            } else {
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let ids: Vec<u64> = (1..=8u8)
+        .map(|v| {
+            let mut g = pool.new_page().unwrap();
+            g[0] = v;
+            g.page_id()
+        })
+        .collect();
+    // Four frames for eight pages: the first four were evicted, hook first.
+    assert_eq!(seen.lock().unwrap().len(), 4);
+    pool.flush(ids[7]).unwrap();
+    assert_eq!(seen.lock().unwrap().last(), Some(&(ids[7], 8)));
+    refuse.store(true, Ordering::SeqCst);
+    pool.fetch_write(ids[6]).unwrap()[0] = 70;
+    assert!(pool.flush(ids[6]).is_err());
+    assert!(pool.flush_all().is_err());
+    // Eviction of a dirty page the hook refuses fails the fetch that needed
+    // the frame; the refused page keeps its new contents.
+    let mut failed = 0;
+    for &id in &ids[..4] {
+        failed += usize::from(pool.fetch_read(id).is_err());
+    }
+    assert!(failed > 0);
+    assert_eq!(pool.fetch_read(ids[6]).unwrap()[0], 70);
+    assert_eq!(disk.image(ids[6]).map(|i| i[PAGE_HEADER]), None);
+    refuse.store(false, Ordering::SeqCst);
+    pool.flush_all().unwrap();
+    assert_eq!(disk.image(ids[6]).unwrap()[PAGE_HEADER], 70);
+    for (i, &id) in ids.iter().enumerate() {
+        let want = if i == 6 { 70 } else { i as u8 + 1 };
+        assert_eq!(pool.fetch_read(id).unwrap()[0], want);
+    }
 }

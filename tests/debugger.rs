@@ -15,6 +15,7 @@ fn leaky_function(d: &DebugAlloc<System>) -> *mut u8 {
     // SAFETY: non-zero size; the block is written inside its bounds.
     let p = unsafe { d.alloc(l(1234)) };
     // Work after the call, so it is not a tail call (whose frame would vanish).
+    // SAFETY: `p` is the live 1234-byte block just allocated.
     unsafe { p.write_bytes(0x11, 1234) };
     std::hint::black_box(p)
 }

@@ -495,6 +495,9 @@ fn round_trip(size: usize, align: usize, pat: &[u8], zeros: &[u8], sweep: &mut S
     let off = (size * 7 + align) % 4096;
     let src = &pat[off..];
     let layout = Layout::from_size_align(size, align).unwrap();
+    // SAFETY: every pointer below is the live block just allocated (or
+    // reallocated) with the layout it is used with; reads and writes stay
+    // inside its size, and each block is freed once.
     unsafe {
         let p = opaque(alloc(layout));
         assert!(!p.is_null(), "alloc({size}, {align}) failed");
@@ -649,6 +652,8 @@ fn sizes_around_256k_and_several_mib_and_alignments_to_1mib_round_trip() {
     ] {
         for align in [8, 4096, 64 * KIB] {
             let l = Layout::from_size_align(from, align).unwrap();
+            // SAFETY: `p`, then `q`, is the live block of `from`, then `to`, bytes;
+            // copies and writes stay inside it and it is freed once with its layout.
             unsafe {
                 let p = opaque(alloc(l));
                 assert!(!p.is_null() && (p as usize).is_multiple_of(align));
@@ -685,6 +690,8 @@ fn realloc_within_a_size_class_is_in_place() {
         let (lo, hi) = (prev + 1, c.size);
         prev = c.size;
         let l = Layout::from_size_align(lo, 8).unwrap();
+        // SAFETY: `p`/`q`/`r` are the same live block, sized `lo`, `hi`, then `lo`;
+        // writes stay inside the current size and it is freed once with `l`.
         unsafe {
             let p = opaque(alloc(l));
             assert!(!p.is_null());
@@ -709,12 +716,15 @@ fn live_blocks_of_mixed_sizes_never_overlap() {
         if live.len() < 2000 && rng.below(3) != 0 {
             let align = 1 << rng.below(13);
             let l = Layout::from_size_align(rng.size(), align).unwrap();
+            // SAFETY: `l` has a non-zero size (`rng.size()` is at least 1).
             let p = opaque(unsafe { alloc(l) });
             assert!(!p.is_null() && (p as usize).is_multiple_of(align));
+            // SAFETY: `p` is the live block of `l.size()` bytes just allocated.
             unsafe { p.write_bytes(live.len() as u8, l.size()) };
             live.push((p as usize, l));
         } else if !live.is_empty() {
             let (p, l) = live.swap_remove(rng.below(live.len()));
+            // SAFETY: `p` was allocated with `l` and leaves `live`, so it is freed once.
             unsafe { dealloc(p as *mut u8, l) };
         }
     }
@@ -729,6 +739,7 @@ fn live_blocks_of_mixed_sizes_never_overlap() {
         );
     }
     for (p, l) in live {
+        // SAFETY: each remaining block was allocated with its layout; freed once.
         unsafe { dealloc(p as *mut u8, l) };
     }
 }
@@ -749,8 +760,10 @@ fn freed_memory_is_given_back_by_purge() {
     let mut total = 0;
     while total < TARGET {
         let l = Layout::from_size_align(64 + rng.below(4033), 8).unwrap();
+        // SAFETY: a non-zero size.
         let p = unsafe { alloc(l) };
         assert!(!p.is_null());
+        // SAFETY: `p` is the live block of `l.size()` bytes just allocated.
         unsafe { p.write_bytes(objs.len() as u8 | 1, l.size()) };
         total += l.size();
         objs.push((p, l));
@@ -776,8 +789,10 @@ fn freed_memory_is_given_back_by_purge() {
     );
 
     for (i, &(p, l)) in objs.iter().enumerate() {
+        // SAFETY: the last byte of the live block `p`, written when allocated.
         let b = unsafe { *p.add(l.size() - 1) };
         assert_eq!(b, i as u8 | 1, "object {i} corrupted");
+        // SAFETY: `p` was allocated with `l` and is freed once.
         unsafe { dealloc(p, l) };
     }
     drop(objs);
@@ -836,18 +851,23 @@ fn freed_tiny_objects_are_given_back_including_magazine_metadata() {
     let s0 = GLOBAL.stats();
     let rss0 = vm_rss();
 
-    // 64 MiB of 16 B objects: 4 Mi objects, each cached in a magazine when freed.
+    // 64 MiB of 16 B objects: 4 Mi objects, cached in magazines when freed (up to
+    // the depot's bound).
     const TARGET: usize = 64 * MIB;
     let l = Layout::from_size_align(16, 8).unwrap();
     let mut objs: Vec<*mut u8> = Vec::with_capacity(TARGET / 16);
     for i in 0..TARGET / 16 {
+        // SAFETY: a non-zero size.
         let p = unsafe { alloc(l) };
         assert!(!p.is_null());
+        // SAFETY: `p` is a live block of at least one byte.
         unsafe { p.write(i as u8) };
         objs.push(opaque(p));
     }
     for (i, &p) in objs.iter().enumerate() {
+        // SAFETY: `p` is live and its first byte was written above.
         assert_eq!(unsafe { p.read() }, i as u8);
+        // SAFETY: `p` was allocated with `l` and is freed once.
         unsafe { dealloc(p, l) };
     }
     drop(objs);
@@ -874,9 +894,10 @@ fn freed_tiny_objects_are_given_back_including_magazine_metadata() {
         s0.magazines,
         s2.magazines,
         kept_meta / MIB,
-        kept_meta / (s2.magazines - s0.magazines).max(1)
+        kept_meta / s2.magazines.saturating_sub(s0.magazines).max(1)
     );
-    assert!(s1.bytes_cached >= TARGET * 9 / 10);
+    // The depot keeps up to 16 MiB of the class; the rest went to the slabs.
+    assert!(s1.bytes_cached >= 15 * MIB, "{} B cached", s1.bytes_cached);
 }
 
 /// Runs `test` of this binary in a child process with `env` set (options are
@@ -919,14 +940,17 @@ fn decay_child() {
     let mut total = 0;
     while total < TARGET {
         let l = Layout::from_size_align(1024 + rng.below(3 * 1024), 8).unwrap();
+        // SAFETY: a non-zero size.
         let p = unsafe { alloc(l) };
         assert!(!p.is_null());
+        // SAFETY: `p` is the live block of `l.size()` bytes just allocated.
         unsafe { p.write_bytes(1, l.size()) };
         total += l.size();
         objs.push((opaque(p), l));
     }
     let rss1 = vm_rss();
     for (p, l) in objs.drain(..) {
+        // SAFETY: each drained block was allocated with its layout; freed once.
         unsafe { dealloc(p, l) };
     }
     drop(objs);
@@ -935,8 +959,10 @@ fn decay_child() {
     let start = Instant::now();
     let mut rss3 = rss2;
     while start.elapsed() < Duration::from_millis(1500) {
+        // SAFETY: a non-zero size.
         let ps: Vec<*mut u8> = (0..5000).map(|_| opaque(unsafe { alloc(l) })).collect();
         for p in ps {
+            // SAFETY: each block was allocated with `l` and is freed once.
             unsafe { dealloc(p, l) };
         }
         thread::sleep(Duration::from_millis(5));
@@ -976,8 +1002,10 @@ fn stats_count_live_objects_cached_objects_and_large_blocks() {
 
     let objs: Vec<*mut u8> = (0..N)
         .map(|i| {
+            // SAFETY: a non-zero size.
             let p = unsafe { alloc(layout) };
             assert!(!p.is_null());
+            // SAFETY: `p` is the live block of `layout.size()` bytes just allocated.
             unsafe { p.write_bytes(i as u8, layout.size()) };
             p
         })
@@ -999,7 +1027,9 @@ fn stats_count_live_objects_cached_objects_and_large_blocks() {
     assert!(s1.units_in_use > s0.units_in_use);
 
     for (i, &p) in objs.iter().enumerate() {
+        // SAFETY: byte 6999 of a live 7000-byte block, written when allocated.
         assert_eq!(unsafe { *p.add(6999) }, i as u8);
+        // SAFETY: `p` was allocated with `layout` and is freed once.
         unsafe { dealloc(p, layout) };
     }
     let s2 = GLOBAL.stats();
@@ -1037,8 +1067,10 @@ fn stats_count_live_objects_cached_objects_and_large_blocks() {
     let big = Layout::from_size_align(3 * MIB + 5, 4096).unwrap();
     let blocks: Vec<*mut u8> = (0..3)
         .map(|_| {
+            // SAFETY: a non-zero size.
             let p = unsafe { alloc(big) };
             assert!(!p.is_null());
+            // SAFETY: `p` is the live block of `big.size()` bytes just allocated.
             unsafe { p.write_bytes(1, big.size()) };
             p
         })
@@ -1053,6 +1085,7 @@ fn stats_count_live_objects_cached_objects_and_large_blocks() {
     // Process-wide: allow the harness's own small traffic (well under 1 MiB).
     assert!(s4.bytes_in_use + MIB >= s3.bytes_in_use + 3 * big.size());
     for p in blocks {
+        // SAFETY: each block was allocated with `big` and is freed once.
         unsafe { dealloc(p, big) };
     }
     let s5 = GLOBAL.stats();
@@ -1140,14 +1173,18 @@ fn fork_while_another_thread_allocates_does_not_deadlock() {
                     let count = (8 * MIB / size).clamp(2, 3000);
                     let ps: Vec<*mut u8> = (0..count)
                         .map(|i| {
+                            // SAFETY: a non-zero size.
                             let p = unsafe { alloc(l) };
                             assert!(!p.is_null());
+                            // SAFETY: `p` is a live block of at least 16 bytes.
                             unsafe { p.write(i as u8) };
                             opaque(p)
                         })
                         .collect();
                     for (i, &p) in ps.iter().enumerate() {
+                        // SAFETY: `p` is live and its first byte was written when allocated.
                         assert_eq!(unsafe { p.read() }, i as u8);
+                        // SAFETY: `p` was allocated with `l` and is freed once.
                         unsafe { dealloc(p, l) };
                     }
                     n += 1;
@@ -1159,21 +1196,27 @@ fn fork_while_another_thread_allocates_does_not_deadlock() {
     busy.push(purger);
     thread::sleep(Duration::from_millis(20));
     for round in 0..16 {
+        // SAFETY: the child only allocates, frees and calls `_exit`; the
+        // allocator's fork handlers leave its locks usable in the child.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             let code = child_work();
+            // SAFETY: `_exit` has no preconditions; the child skips the test
+            // harness's exit path.
             unsafe { libc::_exit(code) };
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut status = 0;
         loop {
+            // SAFETY: `pid` is our child; `status` is a live `c_int`.
             let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
             if r == pid {
                 break;
             }
             assert_eq!(r, 0, "waitpid failed");
             if Instant::now() > deadline {
+                // SAFETY: `pid` is our child (not yet reaped); `status` is a live `c_int`.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
                     libc::waitpid(pid, &mut status, 0);
@@ -1249,9 +1292,11 @@ fn exiting_threads_flush_caches_and_tls_destructors_can_allocate() {
         .map(|_| {
             let barrier = Arc::clone(&barrier);
             thread::spawn(move || {
+                // SAFETY: a non-zero size.
                 let ps: Vec<*mut u8> = (0..20).map(|_| unsafe { alloc(layout) }).collect();
                 assert!(ps.iter().all(|p| !p.is_null()));
                 for &p in &ps {
+                    // SAFETY: each block was allocated with `layout` and is freed once.
                     unsafe { dealloc(p, layout) };
                 }
                 barrier.wait(); // counted here
@@ -1295,18 +1340,22 @@ fn exiting_threads_flush_caches_and_tls_destructors_can_allocate() {
     // The flushed objects are usable again.
     let ps: Vec<*mut u8> = (0..T * 20)
         .map(|i| {
+            // SAFETY: a non-zero size.
             let p = unsafe { alloc(layout) };
             assert!(!p.is_null());
+            // SAFETY: `p` is the live block of `layout.size()` bytes just allocated.
             unsafe { p.write_bytes(i as u8, layout.size()) };
             p
         })
         .collect();
     for (i, &p) in ps.iter().enumerate() {
         assert!(
+            // SAFETY: `p` is live, `layout.size()` bytes, written when allocated.
             unsafe { std::slice::from_raw_parts(p, layout.size()) }
                 .iter()
                 .all(|&b| b == i as u8)
         );
+        // SAFETY: `p` was allocated with `layout` and is freed once.
         unsafe { dealloc(p, layout) };
     }
 

@@ -136,8 +136,10 @@ fn purge_empties_the_cache_and_the_next_request_maps_again() {
 
 #[test]
 fn cached_blocks_decay_after_the_delay() {
+    // Without a muzzy stage, a block is unmapped at the purge delay.
     let large = LargeObjectAllocator::builder()
         .purge_delay(Duration::from_millis(50))
+        .muzzy_delay(Duration::ZERO)
         .cache_max_bytes(64 * MIB)
         .build();
     let p = large.try_alloc(layout(MIB)).unwrap();
@@ -146,6 +148,32 @@ fn cached_blocks_decay_after_the_delay() {
     assert_eq!(large.decay(), 0, "too young to decay");
     assert_eq!(large.stats().cached, 1);
     std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(large.decay(), MIB);
+    let s = large.stats();
+    assert_eq!((s.cached, s.cache_decayed), (0, 1));
+    assert_eq!(s.cache_lazily_freed_bytes, 0, "no MADV_FREE stage");
+}
+
+#[test]
+fn cached_blocks_decay_in_two_stages() {
+    // Dirty for 50 ms, then MADV_FREE (still cached, reusable), then unmapped
+    // after the muzzy delay.
+    let large = LargeObjectAllocator::builder()
+        .purge_delay(Duration::from_millis(50))
+        .muzzy_delay(Duration::from_millis(1000))
+        .cache_max_bytes(64 * MIB)
+        .build();
+    let p = large.try_alloc(layout(MIB)).unwrap();
+    // SAFETY: `p` came from `large`.
+    unsafe { large.dealloc(p.as_ptr(), layout(MIB)) };
+    assert_eq!(large.decay(), 0, "too young to decay");
+    assert_eq!(large.stats().cache_lazily_freed_bytes, 0);
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(large.decay(), 0, "muzzy, not unmapped yet");
+    let s = large.stats();
+    assert_eq!(s.cached, 1);
+    assert_eq!(s.cache_lazily_freed_bytes, MIB as u64);
+    std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(large.decay(), MIB);
     let s = large.stats();
     assert_eq!((s.cached, s.cache_decayed), (0, 1));
@@ -650,23 +678,24 @@ fn a_refused_mapping_is_retried_after_emptying_the_cache() {
     if pid == 0 {
         let ok = std::panic::catch_unwind(|| {
             let large = fresh();
-            let p = large.try_alloc(layout(48 * MIB)).unwrap();
+            // 24 MiB: below the 32 MiB the cache may hold with nothing live.
+            let p = large.try_alloc(layout(24 * MIB)).unwrap();
             // SAFETY: came from `large`.
-            unsafe { large.dealloc(p.as_ptr(), layout(48 * MIB)) };
-            assert_eq!(large.stats().bytes_cached, 48 * MIB);
-            let limit = (vm_size() + 40 * MIB) as libc::rlim_t;
+            unsafe { large.dealloc(p.as_ptr(), layout(24 * MIB)) };
+            assert_eq!(large.stats().bytes_cached, 24 * MIB);
+            let limit = (vm_size() + 16 * MIB) as libc::rlim_t;
             let rl = libc::rlimit {
                 rlim_cur: limit,
                 rlim_max: limit,
             };
             // SAFETY: a valid rlimit for this process.
             assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) }, 0);
-            // 60 MiB more exceeds the limit (40 MiB of headroom): the cached 48 MiB must go first.
-            let q = large.try_alloc(layout(60 * MIB)).unwrap();
+            // 30 MiB more exceeds the limit (16 MiB of headroom): the cached 24 MiB must go first.
+            let q = large.try_alloc(layout(30 * MIB)).unwrap();
             let s = large.stats();
             assert_eq!((s.cache_purged, s.cached, s.live), (1, 0, 1));
             // SAFETY: came from `large`.
-            unsafe { large.dealloc(q.as_ptr(), layout(60 * MIB)) };
+            unsafe { large.dealloc(q.as_ptr(), layout(30 * MIB)) };
         })
         .is_ok();
         // SAFETY: ends the child without running the parent's test harness.
@@ -679,4 +708,29 @@ fn a_refused_mapping_is_retried_after_emptying_the_cache() {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "child failed: {status:#x}"
     );
+}
+
+#[test]
+fn the_cache_holds_no_more_than_the_live_large_bytes_beyond_32_mib() {
+    let large = fresh();
+    let blocks: Vec<_> = (0..6)
+        .map(|_| large.try_alloc(layout(20 * MIB)).unwrap())
+        .collect();
+    for (i, p) in blocks.into_iter().enumerate() {
+        // SAFETY: came from `large`, freed once.
+        unsafe { large.dealloc(p.as_ptr(), layout(20 * MIB)) };
+        let s = large.stats();
+        let live = (5 - i) * 20 * MIB;
+        assert!(
+            s.bytes_cached <= live.max(32 * MIB),
+            "{} MiB cached with {} MiB live",
+            s.bytes_cached / MIB,
+            live / MIB
+        );
+    }
+    // Within the 32 MiB floor. (It may hold nothing: when the kernel placed the
+    // blocks side by side, the cache merged them into one run too big to keep.)
+    let s = large.stats();
+    assert!(s.bytes_cached <= 32 * MIB);
+    assert_eq!(s.live, 0);
 }

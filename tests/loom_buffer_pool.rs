@@ -1,5 +1,9 @@
 //! Loom model of the buffer pool's state-word protocol: pin vs. evict,
 //! write latch vs. evict, optimistic read vs. writer, in a two-frame pool.
+//! The frames' bytes are modelled so that loom reports a plain write racing
+//! with any read (see `loom_api::PoolModel`): the optimistic reads below are
+//! race-free only because owners write a frame an optimistic reader has
+//! marked through atomic words.
 //!
 //! `RUSTFLAGS="--cfg rustydb_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
 //!  cargo test --release --test loom_buffer_pool`
@@ -124,5 +128,31 @@ fn optimistic_read_vs_evict() {
         let a = m.read_optimistic(10);
         e.join().unwrap();
         assert!(a.is_none() || a == Some(10_000), "{a:?}");
+    });
+}
+
+#[test]
+fn marked_frame_writer_vs_optimistic_and_pinned_readers() {
+    loom::model(|| {
+        let m = Arc::new(PoolModel::new());
+        // The first optimistic read marks frame 0: writes go atomic from now on.
+        assert_eq!(m.read_optimistic(10), Some(10_000));
+        let w = {
+            let m = m.clone();
+            loom::thread::spawn(move || assert!(m.write(10)))
+        };
+        let a = m.read_optimistic(10);
+        let b = m.read(10);
+        w.join().unwrap();
+        assert!(
+            a.is_none() || a == Some(10_000) || a == Some(10_001),
+            "{a:?}"
+        );
+        assert!(b == Some(10_000) || b == Some(10_001), "{b:?}");
+        // A pinned read after a validated optimistic one never goes back.
+        if let (Some(a), Some(b)) = (a, b) {
+            assert!(a <= b);
+        }
+        assert_eq!(m.read(10), Some(10_001));
     });
 }

@@ -98,6 +98,8 @@ struct Model {
 
 impl Model {
     fn bytes(b: &Block) -> &[u8] {
+        // SAFETY: a `Block` in the model is live and `layout.size()` bytes long
+        // (it leaves the model before it is freed).
         unsafe { std::slice::from_raw_parts(b.addr as *const u8, b.layout.size()) }
     }
 
@@ -151,6 +153,7 @@ impl Model {
         let before = self.spans.range(..addr).next_back();
         let after = self.spans.range(addr + 1..).next();
         for (&s, &(e, id)) in before.into_iter().chain(after) {
+            // SAFETY: `spans` holds exactly the live blocks' intervals.
             let got = unsafe { std::slice::from_raw_parts(s as *const u8, e - s) };
             prop_assert!(
                 got == expected(id, e - s),
@@ -179,6 +182,7 @@ impl Model {
 
 fn fill(addr: usize, from: usize, id: u64, size: usize) {
     let src = expected(id, size);
+    // SAFETY: `[addr, addr + size)` is a live block of the model; `from <= size`.
     unsafe {
         (addr as *mut u8)
             .add(from)
@@ -196,6 +200,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 Op::Alloc { size, align_log } | Op::AllocZeroed { size, align_log } => {
                     let zeroed = matches!(op, Op::AllocZeroed { .. });
                     let layout = Layout::from_size_align(size, 1 << align_log).unwrap();
+                    // SAFETY: `layout` has a non-zero size (the strategies draw sizes >= 1).
                     let p = black_box(unsafe {
                         if zeroed {
                             a.alloc_zeroed(layout)
@@ -226,11 +231,13 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     let b = m.remove(pick % m.blocks.len());
                     let old = b.layout.size();
+                    // SAFETY: `b` was live with `b.layout` and left the model; `new_size` > 0.
                     let q = black_box(unsafe { a.realloc(b.addr as *mut u8, b.layout, new_size) })
                         as usize;
                     let layout = Layout::from_size_align(new_size, b.layout.align()).unwrap();
                     m.insert(q, layout, b.id)?;
                     let keep = old.min(new_size);
+                    // SAFETY: `q` is the live block of `new_size >= keep` bytes.
                     let got = unsafe { std::slice::from_raw_parts(q as *const u8, keep) };
                     prop_assert!(
                         got == expected(b.id, keep),
@@ -258,6 +265,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         b.layout,
                         b.addr
                     );
+                    // SAFETY: `b` was live with `b.layout` and left the model: freed once.
                     unsafe { a.dealloc(black_box(b.addr as *mut u8), b.layout) };
                 }
             }
@@ -267,6 +275,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     // Free what is left, whatever the outcome, so failing cases do not leak into
     // the next ones (and shrinking does not run out of memory).
     for b in m.blocks.drain(..) {
+        // SAFETY: the model's blocks are live with their layouts; each freed once.
         unsafe { a.dealloc(b.addr as *mut u8, b.layout) };
     }
     result
@@ -321,20 +330,27 @@ proptest! {
 fn impossible_requests_fail_cleanly_and_keep_the_old_block() {
     let a = RustyAlloc::new();
     let huge = Layout::from_size_align(isize::MAX as usize - 8191, 4096).unwrap();
+    // SAFETY: a non-zero size; the request fails without touching memory.
     assert!(unsafe { a.alloc(huge) }.is_null());
+    // SAFETY: a non-zero size; the request fails without touching memory.
     assert!(unsafe { a.alloc_zeroed(huge) }.is_null());
     for (size, align) in [(100, 8), (5000, 64), (300_000, 8), (300_000, 8192)] {
         let l = Layout::from_size_align(size, align).unwrap();
+        // SAFETY: a non-zero size.
         let p = unsafe { a.alloc(l) };
         assert!(!p.is_null());
+        // SAFETY: `p` is the live block of `size` bytes just allocated.
         unsafe { p.write_bytes(0x3C, size) };
+        // SAFETY: `p` is live with layout `l`; the new size is non-zero.
         let q = unsafe { a.realloc(p, l, isize::MAX as usize - 2 * align + 1) };
         assert!(q.is_null(), "realloc to an impossible size must fail");
+        // SAFETY: the failed `realloc` left `p` live, `size` bytes, written above.
         let bytes = unsafe { std::slice::from_raw_parts(black_box(p), size) };
         assert!(
             bytes.iter().all(|&b| b == 0x3C),
             "failed realloc kept the block"
         );
+        // SAFETY: `p` is still live with `l` and is freed once.
         unsafe { a.dealloc(p, l) };
     }
 }

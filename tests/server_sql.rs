@@ -3,14 +3,10 @@
 //! and their memory contexts, the per-query memory limit, concurrent
 //! clients, GraphQL data fields; and the storage on a 64-page pool directly.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use rustydb_memory::buffer_pool::FileDisk;
-use rustydb_memory::{BufferPool, DebugAlloc, MemoryContext, MemoryManager, RustyAlloc};
+use rustydb_memory::{DebugAlloc, MemoryContext, MemoryManager, RustyAlloc};
 use serde_json::{Value, json};
 
 #[global_allocator]
@@ -19,128 +15,46 @@ static GLOBAL: DebugAlloc<RustyAlloc> = DebugAlloc::new(RustyAlloc::new());
 #[path = "../examples/rustydb_server/server.rs"]
 mod server;
 
-use server::engine::{Mode, QueryCall, SqlEngine, SqlError};
-use server::glue::GlueEngine;
+#[path = "common/server.rs"]
+mod harness;
+
+use harness::{Client, Reply};
+use server::sql::engine::{Mode, QueryCall, SqlEngine, SqlError};
+use server::sql::glue::GlueEngine;
 
 const ADMIN: &str = "admin-token-sql-0123456789";
 const RW: &str = "readwrite-token-sql-0123456789";
 const RO: &str = "readonly-token-sql-0123456789";
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("rustydb-sql-{tag}-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    harness::temp_dir("sql", tag)
 }
 
 fn config(dir: &Path) -> server::config::Config {
+    let tokens = harness::Tokens {
+        admin: ADMIN,
+        readwrite: RW,
+        readonly: RO,
+    };
     server::config::Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.to_path_buf(),
-        admin_token: Some(ADMIN.into()),
-        readwrite_token: Some(RW.into()),
-        readonly_token: Some(RO.into()),
-        log_stderr: false,
         buffer_pool_pages: 128,
-        ..Default::default()
+        ..harness::config(dir, tokens)
     }
 }
 
 async fn start(cfg: server::config::Config) -> server::Running {
-    let engine = GlueEngine::open(&cfg.data_dir, cfg.buffer_pool_pages, cfg.page_size, None)
-        .expect("the engine opens");
-    let app = server::App::new(
-        cfg,
-        MemoryManager::global(),
-        Some(&GLOBAL),
-        Arc::new(engine),
-    )
-    .unwrap();
-    server::start(app).await.unwrap()
+    harness::start(cfg, MemoryManager::global(), Some(&GLOBAL)).await
 }
 
-struct Client {
-    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+/// The SQL calls these tests make, on the shared client.
+trait Sql {
+    async fn sql(&mut self, token: &str, sql: &str) -> Reply;
+    async fn sql_in(&mut self, token: &str, sql: &str, txn: u64) -> Reply;
+    async fn rows(&mut self, token: &str, sql: &str) -> Vec<Value>;
+    async fn count(&mut self, table: &str) -> i64;
 }
 
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn ok(&self) -> Value {
-        assert!(
-            (200..300).contains(&self.status),
-            "{}: {}",
-            self.status,
-            self.text()
-        );
-        self.json()
-    }
-    fn problem(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "{}", self.text());
-        let v = self.json();
-        assert_eq!(v["status"], status);
-        assert!(!v["detail"].as_str().unwrap().is_empty());
-        v
-    }
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
-            .await
-            .unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Client { send }
-    }
-
-    async fn req(&mut self, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
-        let mut b = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .header("authorization", format!("Bearer {token}"));
-        let bytes = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                serde_json::to_vec(&v).unwrap()
-            }
-            None => Vec::new(),
-        };
-        self.send.ready().await.unwrap();
-        let r = self
-            .send
-            .send_request(b.body(Full::new(Bytes::from(bytes))).unwrap())
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Reply { status, body }
-    }
-
-    async fn get(&mut self, path: &str, token: &str) -> Reply {
-        self.req("GET", path, token, None).await
-    }
-
-    async fn post(&mut self, path: &str, token: &str, body: Value) -> Reply {
-        self.req("POST", path, token, Some(body)).await
-    }
-
+impl Sql for Client {
     async fn sql(&mut self, token: &str, sql: &str) -> Reply {
         self.post("/api/v1/query", token, json!({ "sql": sql }))
             .await
@@ -165,14 +79,6 @@ impl Client {
             .rows(RO, &format!("SELECT COUNT(*) AS n FROM {table}"))
             .await;
         rows[0][0].as_i64().unwrap()
-    }
-
-    async fn gql(&mut self, token: &str, query: &str) -> Value {
-        let r = self
-            .post("/graphql", token, json!({ "query": query }))
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json()
     }
 }
 
@@ -624,6 +530,119 @@ async fn rollback_restores_and_commit_keeps() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A transaction holds the writer lock between its statements; readers on
+/// other connections are answered meanwhile, from the committed state, and
+/// see the transaction's rows once its commit is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_write_transaction_does_not_block_readers() {
+    let dir = temp_dir("readers");
+    let srv = start(config(&dir)).await;
+    let mut c = Client::connect(srv.addr).await;
+    c.sql(
+        ADMIN,
+        "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER)",
+    )
+    .await
+    .ok();
+    let vals: Vec<String> = (1..=300).map(|i| format!("({i}, 100)")).collect();
+    c.sql(RW, &format!("INSERT INTO acct VALUES {}", vals.join(", ")))
+        .await
+        .ok();
+    let t = c.post("/api/v1/transactions", RW, json!({})).await.ok();
+    let id = t["transaction_id"].as_u64().unwrap();
+    c.sql_in(RW, "UPDATE acct SET bal = bal - 60 WHERE id <= 150", id)
+        .await
+        .ok();
+    c.sql_in(RW, "DELETE FROM acct WHERE id = 300", id)
+        .await
+        .ok();
+    c.sql_in(RW, "INSERT INTO acct VALUES (301, 7)", id)
+        .await
+        .ok();
+    // The writer's view.
+    let v = c
+        .sql_in(RW, "SELECT COUNT(*), SUM(bal) FROM acct", id)
+        .await
+        .ok();
+    assert_eq!(v["rows"], json!([[300, 300 * 100 - 150 * 60 - 100 + 7]]));
+    let p = c.get("/api/v1/stats/performance", RO).await.ok();
+    assert_eq!(p["locks_held"], 1, "{p}");
+
+    // Readers, while the transaction is open: answered (a reader that
+    // waited would get a 409 after the lock's 10 s), with the committed rows.
+    let mut r = Client::connect(srv.addr).await;
+    let t0 = std::time::Instant::now();
+    assert_eq!(
+        r.rows(RO, "SELECT COUNT(*), SUM(bal) FROM acct").await,
+        vec![json!([300, 30_000])]
+    );
+    assert_eq!(
+        r.rows(RO, "SELECT bal FROM acct WHERE id = 1").await,
+        vec![json!([100])]
+    );
+    assert_eq!(
+        r.rows(RO, "SELECT bal FROM acct WHERE id = 300").await,
+        vec![json!([100])]
+    );
+    assert!(
+        r.rows(RO, "SELECT bal FROM acct WHERE id = 301")
+            .await
+            .is_empty()
+    );
+    // A transaction that only reads sees one state throughout (opening one
+    // needs the readwrite role, like every POST).
+    let rt = r.post("/api/v1/transactions", RW, json!({})).await.ok();
+    let rid = rt["transaction_id"].as_u64().unwrap();
+    let first = r.sql_in(RW, "SELECT SUM(bal) FROM acct", rid).await.ok();
+    assert_eq!(first["rows"], json!([[30_000]]));
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
+
+    c.post(&format!("/api/v1/transactions/{id}/commit"), RW, json!({}))
+        .await
+        .ok();
+    let after = 300 * 100 - 150 * 60 - 100 + 7;
+    assert_eq!(
+        r.rows(RO, "SELECT COUNT(*), SUM(bal) FROM acct").await,
+        vec![json!([300, after])]
+    );
+    assert_eq!(
+        r.rows(RO, "SELECT bal FROM acct WHERE id = 301").await,
+        vec![json!([7])]
+    );
+    // The read-only transaction still sees its snapshot…
+    let again = r.sql_in(RW, "SELECT SUM(bal) FROM acct", rid).await.ok();
+    assert_eq!(again["rows"], first["rows"]);
+    r.post(&format!("/api/v1/transactions/{rid}/commit"), RW, json!({}))
+        .await
+        .ok();
+    // …and a transaction that read before that commit cannot write after
+    // it: its reads are stale (409, roll back and retry).
+    let wt = r.post("/api/v1/transactions", RW, json!({})).await.ok();
+    let wid = wt["transaction_id"].as_u64().unwrap();
+    r.sql_in(RW, "SELECT bal FROM acct WHERE id = 1", wid)
+        .await
+        .ok();
+    c.sql(RW, "UPDATE acct SET bal = 1 WHERE id = 2").await.ok();
+    r.sql_in(RW, "UPDATE acct SET bal = bal + 1 WHERE id = 1", wid)
+        .await
+        .problem(409);
+    r.post(
+        &format!("/api/v1/transactions/{wid}/rollback"),
+        RW,
+        json!({}),
+    )
+    .await
+    .ok();
+    let p = c.get("/api/v1/stats/performance", RO).await.ok();
+    assert_eq!(p["locks_held"], 0, "{p}");
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_written_as_sql() {
     let dir = temp_dir("sqltxn");
@@ -770,7 +789,23 @@ async fn eight_concurrent_clients() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn run(e: &GlueEngine, ctx: &MemoryContext<'static>, sql: &str) -> server::engine::QueryOutput {
+/// Engine options: `frames` frames, the data file in the directory or `disk`.
+fn opts(
+    frames: usize,
+    disk: Option<Arc<dyn rustydb_memory::buffer_pool::DiskManager>>,
+) -> server::sql::glue::DbOptions {
+    server::sql::glue::DbOptions {
+        frames,
+        disk,
+        ..Default::default()
+    }
+}
+
+fn run(
+    e: &GlueEngine,
+    ctx: &MemoryContext<'static>,
+    sql: &str,
+) -> server::sql::engine::QueryOutput {
     e.execute(&QueryCall {
         sql,
         txn: None,
@@ -783,16 +818,7 @@ fn run(e: &GlueEngine, ctx: &MemoryContext<'static>, sql: &str) -> server::engin
 #[test]
 fn a_64_page_pool_evicts_writes_back_and_reads_every_row() {
     let dir = temp_dir("pool");
-    let file = dir.join("t.pages");
-    let open = || {
-        let pool = BufferPool::builder()
-            .frames(64)
-            .page_size(4096)
-            .disk(FileDisk::open(&file, 4096).unwrap())
-            .build()
-            .unwrap();
-        GlueEngine::on_pool(Arc::new(pool)).unwrap()
-    };
+    let open = || GlueEngine::open_with(&dir, opts(64, None), None).unwrap();
     let ctx = MemoryContext::root("test");
     let e = open();
     run(
@@ -802,7 +828,7 @@ fn a_64_page_pool_evicts_writes_back_and_reads_every_row() {
     );
     // Half the rows in one transaction: more dirty pages than frames, so
     // dirty pages are written back on eviction before the commit's flush.
-    e.begin(1, server::engine::IsolationLevel::ReadCommitted)
+    e.begin(1, server::sql::engine::IsolationLevel::ReadCommitted)
         .unwrap();
     for chunk in 0..20 {
         if chunk == 10 {
@@ -871,16 +897,7 @@ fn a_64_page_pool_evicts_writes_back_and_reads_every_row() {
 #[test]
 fn long_rows_chain_pages_and_dropped_tables_give_pages_back() {
     let dir = temp_dir("small");
-    let file = dir.join("t.pages");
-    let open = || {
-        let pool = BufferPool::builder()
-            .frames(16)
-            .page_size(4096)
-            .disk(FileDisk::open(&file, 4096).unwrap())
-            .build()
-            .unwrap();
-        GlueEngine::on_pool(Arc::new(pool)).unwrap()
-    };
+    let open = || GlueEngine::open_with(&dir, opts(16, None), None).unwrap();
     let ctx = MemoryContext::root("test");
     let e = open();
     run(&e, &ctx, "CREATE TABLE s (id INTEGER PRIMARY KEY, t TEXT)");
@@ -937,15 +954,8 @@ fn random_changes_match_a_model_through_rollbacks_and_reopen() {
     use std::collections::BTreeMap;
     let disk: Arc<dyn rustydb_memory::buffer_pool::DiskManager> =
         Arc::new(rustydb_memory::buffer_pool::MemDisk::new(4096));
-    let open = || {
-        let pool = BufferPool::builder()
-            .frames(16)
-            .page_size(4096)
-            .shared_disk(disk.clone())
-            .build()
-            .unwrap();
-        GlueEngine::on_pool(Arc::new(pool)).unwrap()
-    };
+    let dir = temp_dir("model");
+    let open = || GlueEngine::open_with(&dir, opts(16, Some(disk.clone())), None).unwrap();
     let ctx = MemoryContext::root("test");
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rand = move |n: u64| {
@@ -979,7 +989,7 @@ fn random_changes_match_a_model_through_rollbacks_and_reopen() {
         let mut shadow = model.clone();
         if in_txn {
             txn_id += 1;
-            e.begin(txn_id, server::engine::IsolationLevel::Serializable)
+            e.begin(txn_id, server::sql::engine::IsolationLevel::Serializable)
                 .unwrap();
         }
         for _ in 0..if in_txn { 1 + rand(6) } else { 1 } {
@@ -1032,13 +1042,9 @@ fn random_changes_match_a_model_through_rollbacks_and_reopen() {
 /// panic or an internal error.
 #[test]
 fn odd_statements_get_answers() {
-    let pool = BufferPool::builder()
-        .frames(16)
-        .page_size(4096)
-        .disk(rustydb_memory::buffer_pool::MemDisk::new(4096))
-        .build()
-        .unwrap();
-    let e = GlueEngine::on_pool(Arc::new(pool)).unwrap();
+    let dir = temp_dir("odd");
+    let disk = Arc::new(rustydb_memory::buffer_pool::MemDisk::new(4096));
+    let e = GlueEngine::open_with(&dir, opts(16, Some(disk)), None).unwrap();
     let ctx = MemoryContext::root("test");
     run(&e, &ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)");
     run(&e, &ctx, "INSERT INTO t VALUES (1, 'a'), (2, 'b')");
@@ -1133,7 +1139,7 @@ fn odd_statements_get_answers() {
     let out = run(&e, &ctx, "SELECT COUNT(*), SUM(a) FROM np2");
     assert_eq!(out.rows[0], vec![json!(4), json!(10)]);
     // … and it rolls back: the old schema and the old rows.
-    e.begin(1, server::engine::IsolationLevel::Serializable)
+    e.begin(1, server::sql::engine::IsolationLevel::Serializable)
         .unwrap();
     e.execute(&QueryCall {
         sql: "ALTER TABLE np2 ADD COLUMN b INTEGER DEFAULT 7",

@@ -10,8 +10,8 @@ use std::time::Duration;
 pub struct Config {
     /// Listening address (`--addr`, default 127.0.0.1:8080).
     pub addr: SocketAddr,
-    /// Data directory (`--data-dir`, default `./rustydb-data`): `admin.token`,
-    /// and the tables once the SQL engine lands.
+    /// Data directory (`--data-dir`, default `./rustydb-data`): `LOCK`,
+    /// `admin.token`, the tables (`rustydb.pages`) and their log (`wal/`).
     pub data_dir: PathBuf,
     /// Buffer-pool frames (`--buffer-pool-pages`, default 1024).
     pub buffer_pool_pages: usize,
@@ -56,6 +56,15 @@ pub struct Config {
     /// Largest ballast `POST /api/v1/memory/ballast` may hold (`--max-ballast`,
     /// default: twice the memory budget, within 90 % of available memory).
     pub max_ballast: Option<u64>,
+    /// Time between checkpoints (`--checkpoint-interval-secs`, default 300).
+    pub checkpoint_interval: Duration,
+    /// Log bytes that start a checkpoint early (`--checkpoint-wal-bytes`,
+    /// default 64 MiB): recovery reads at most about this much log.
+    pub checkpoint_wal_bytes: u64,
+    /// Samples kept by the history behind `/dashboard` and
+    /// `GET /api/v1/memory/history`, one a second (`--history-seconds`,
+    /// default 3600: an hour).
+    pub history_seconds: usize,
 }
 
 impl Default for Config {
@@ -83,6 +92,9 @@ impl Default for Config {
             access_log: false,
             pressure_interval: Duration::from_millis(100),
             max_ballast: None,
+            checkpoint_interval: Duration::from_secs(300),
+            checkpoint_wal_bytes: 64 << 20,
+            history_seconds: 3600,
         }
     }
 }
@@ -128,6 +140,9 @@ USAGE: rustydb_server [FLAGS]
   --shutdown-grace-secs <s>        grace period for connections at shutdown [10]
   --pressure-interval-ms <ms>      pressure monitor interval [100]
   --max-ballast <size>             largest POST /api/v1/memory/ballast [2x budget]
+  --checkpoint-interval-secs <s>   time between checkpoints [300]
+  --checkpoint-wal-bytes <size>    log written that starts a checkpoint early [64MiB]
+  --history-seconds <n>            seconds of history behind /dashboard, 10 to 86400 [3600]
   --access-log                     record every request in the log ring (debug level)
   --quiet                          no log records on stderr
   -h, --help                       this text
@@ -193,6 +208,9 @@ const VALUE_FLAGS: &[&str] = &[
     "shutdown-grace-secs",
     "pressure-interval-ms",
     "max-ballast",
+    "checkpoint-interval-secs",
+    "checkpoint-wal-bytes",
+    "history-seconds",
 ];
 const SWITCHES: &[&str] = &["allow-anonymous-reads", "quiet", "access-log"];
 
@@ -296,6 +314,13 @@ impl Config {
                 }
                 "shutdown-grace-secs" => c.shutdown_grace = Duration::from_secs(num(name, &v)?),
                 "max-ballast" => c.max_ballast = Some(parse_size(&v)?),
+                "checkpoint-interval-secs" => {
+                    c.checkpoint_interval = Duration::from_secs(num(name, &v)?.max(1))
+                }
+                "checkpoint-wal-bytes" => c.checkpoint_wal_bytes = parse_size(&v)?.max(64 << 10),
+                "history-seconds" => {
+                    c.history_seconds = num(name, &v)?.clamp(10, 24 * 3600) as usize
+                }
                 "pressure-interval-ms" => {
                     c.pressure_interval = Duration::from_millis(num(name, &v)?.max(1))
                 }

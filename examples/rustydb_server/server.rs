@@ -6,33 +6,22 @@
 //! bounded body (413) → handler, with a caught panic answered as a 500
 //! problem; every answer is counted (metrics, route, connection, session).
 //!
+//! The parts, each a folder: `api/` (routing, auth, admission, REST handlers,
+//! GraphQL, OpenAPI), `sql/` (the engine seam, statement execution,
+//! transactions, and the GlueSQL storage over buffer-pool pages in `sql/glue/`),
+//! `memory/` (sessions and their memory contexts), `observe/` (metrics, logs,
+//! query statistics, alerts, background tasks); `config.rs` and `state.rs` tie
+//! them together.
+//!
 //! Each user of this module uses a different part of it.
 #![allow(dead_code)]
 
-pub mod alerts;
-pub mod auth;
+pub mod api;
 pub mod config;
-pub mod conns;
-pub mod ctx;
-pub mod engine;
-pub mod exec;
-pub mod glue;
-pub mod graphql;
-pub mod http;
-pub mod log_ring;
-pub mod metrics;
-pub mod openapi;
-pub mod pools;
-pub mod problem;
-pub mod querystats;
-pub mod rest;
-pub mod routes;
-pub mod sessions;
+pub mod memory;
+pub mod observe;
 pub mod sql;
 pub mod state;
-pub mod sysinfo;
-pub mod tasks;
-pub mod txn;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -51,11 +40,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use self::auth::Access;
-use self::conns::Conn;
-use self::http::Resp;
-use self::problem::Problem;
-use self::routes::{Req, Resolved};
+use self::api::auth::{self, Access};
+use self::api::conns::Conn;
+use self::api::http::Resp;
+use self::api::problem::Problem;
+use self::api::routes::{Req, Resolved};
+use self::api::{http, routes};
+use self::observe::tasks;
+use self::sql::{engine, exec, glue, txn};
 pub use self::state::App;
 
 /// Handles one request (with or without a socket).
@@ -104,10 +96,10 @@ where
         hyper::header::SERVER,
         hyper::header::HeaderValue::from_static("rustydb"),
     );
-    h.insert(
-        hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_static("no-store"),
-    );
+    // Answers are not stored unless the handler says how (the dashboard's
+    // assets are).
+    h.entry(hyper::header::CACHE_CONTROL)
+        .or_insert(hyper::header::HeaderValue::from_static("no-store"));
     let el = t0.elapsed();
     let status = resp.status().as_u16();
     app.metrics.record(&method, route, status, el);
@@ -484,9 +476,7 @@ async fn serve(
     let open_txns = app.txns.take_all();
     let n = open_txns.len();
     for t in open_txns {
-        let e = app.engine.clone();
-        let id = t.id;
-        let _ = exec::blocking(move || e.rollback(id)).await;
+        let _ = exec::end_txn(&app, t.id, false).await;
         app.txns.finish(t, txn::Outcome::Aborted);
     }
     app.logs.info(
@@ -525,16 +515,21 @@ pub fn run_main(
     args: Vec<String>,
     debugger: Option<&'static state::Debugger>,
 ) -> std::process::ExitCode {
-    use std::process::ExitCode;
+    std::process::ExitCode::from(run_main_status(args, debugger))
+}
+
+/// [`run_main`] with the exit status as a number: 0 after a clean stop, 1 on
+/// a failure to start, 2 for bad flags or a data directory in use.
+pub fn run_main_status(args: Vec<String>, debugger: Option<&'static state::Debugger>) -> u8 {
     let mut cfg = match config::Config::parse(args, |k| std::env::var(k).ok()) {
         Ok(config::Parsed::Run(c)) => *c,
         Ok(config::Parsed::Help) => {
             print!("{}", config::USAGE);
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Err(e) => {
             eprintln!("rustydb_server: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
@@ -542,11 +537,24 @@ pub fn run_main(
             "rustydb_server: cannot create {}: {e}",
             cfg.data_dir.display()
         );
-        return ExitCode::FAILURE;
+        return 1;
     }
+    // The data directory's lock first: a second server on the same
+    // directory stops here, before it touches anything (status 2).
+    let lock = match glue::GlueEngine::lock_dir(&cfg.data_dir) {
+        Ok(l) => l,
+        Err(e @ sql::storage::lockfile::LockError::Busy { .. }) => {
+            eprintln!("rustydb_server: {e}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("rustydb_server: {e}");
+            return 1;
+        }
+    };
     if let Err(e) = resolve_admin_token(&mut cfg) {
         eprintln!("rustydb_server: {e}");
-        return ExitCode::FAILURE;
+        return 1;
     }
     let mut b = rustydb_memory::MemoryManager::builder().interval(cfg.pressure_interval);
     if let Some(budget) = cfg.memory_budget {
@@ -556,7 +564,7 @@ pub fn run_main(
         Ok(m) => m,
         Err(e) => {
             eprintln!("rustydb_server: memory manager: {e}");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     if let Some(d) = debugger {
@@ -569,19 +577,23 @@ pub fn run_main(
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rustydb_server: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
-    let engine: engine::Engine = match glue::GlueEngine::open(
-        &cfg.data_dir,
-        cfg.buffer_pool_pages,
-        cfg.page_size,
-        Some(mm),
-    ) {
+    let opts = glue::DbOptions {
+        frames: cfg.buffer_pool_pages,
+        page_size: cfg.page_size,
+        checkpoint_every: cfg.checkpoint_interval,
+        checkpoint_bytes: cfg.checkpoint_wal_bytes,
+        mm: Some(mm),
+        ..Default::default()
+    };
+    let engine: engine::Engine = match glue::GlueEngine::open_with(&cfg.data_dir, opts, Some(lock))
+    {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("rustydb_server: SQL engine: {e}");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     rt.block_on(async move {
@@ -589,14 +601,14 @@ pub fn run_main(
             Ok(a) => a,
             Err(e) => {
                 eprintln!("rustydb_server: {e}");
-                return ExitCode::FAILURE;
+                return 1;
             }
         };
         let running = match start(app.clone()).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("rustydb_server: cannot listen on {}: {e}", app.cfg.addr);
-                return ExitCode::FAILURE;
+                return 1;
             }
         };
         app.logs.info(
@@ -612,7 +624,7 @@ pub fn run_main(
         shutdown_signal().await;
         app.logs.info("server", "signal received");
         running.stop().await;
-        ExitCode::SUCCESS
+        0
     })
 }
 

@@ -1,25 +1,26 @@
 //! The application state shared by every request and background task.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use rustydb_memory::debug::Mark;
 use rustydb_memory::{DebugAlloc, DebugLevel, MemoryContext, MemoryManager, RustyAlloc};
 
-use super::alerts::{Alerts, Webhooks};
-use super::auth::Auth;
-use super::config::Config;
-use super::conns::Connections;
-use super::engine::Engine;
-use super::graphql::{self, AppSchema};
-use super::log_ring::LogRing;
-use super::metrics::Metrics;
-use super::pools::{self, Pools};
-use super::querystats::QueryStats;
-use super::sessions::Sessions;
-use super::sysinfo::CpuSampler;
-use super::txn::Transactions;
+use crate::server::api::auth::Auth;
+use crate::server::api::conns::Connections;
+use crate::server::api::graphql::{self, AppSchema};
+use crate::server::api::pools::{self, Pools};
+use crate::server::config::Config;
+use crate::server::memory::sessions::Sessions;
+use crate::server::observe::alerts::{Alerts, Webhooks};
+use crate::server::observe::history::History;
+use crate::server::observe::log_ring::LogRing;
+use crate::server::observe::metrics::Metrics;
+use crate::server::observe::querystats::QueryStats;
+use crate::server::observe::sysinfo::CpuSampler;
+use crate::server::sql::engine::Engine;
+use crate::server::sql::txn::Transactions;
 
 /// The server's version (the seed's API reports 1.0.0; this is the crate's).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -98,6 +99,12 @@ pub struct App {
     /// The storage health check's last result and when it was taken (the
     /// check costs two path lookups; health probes reuse it for a second).
     pub storage_check: Mutex<Option<(Instant, bool)>>,
+    /// `GET /api/v1/openapi.json`, rendered on first use (it carries limits
+    /// of the configuration).
+    pub openapi: OnceLock<String>,
+    /// One sample a second for `/dashboard` and `GET /api/v1/memory/history`
+    /// (`--history-seconds` of them, in a memory context of their own).
+    pub history: History,
 }
 
 impl std::fmt::Debug for App {
@@ -130,7 +137,7 @@ impl App {
         Ok(Arc::new(App {
             logs: LogRing::new(cfg.log_capacity, cfg.log_stderr),
             started: Instant::now(),
-            started_unix: super::http::unix_now(),
+            started_unix: crate::server::api::http::unix_now(),
             mm,
             debugger,
             auth,
@@ -150,6 +157,8 @@ impl App {
             ballast: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             storage_check: Mutex::new(None),
+            openapi: OnceLock::new(),
+            history: History::new(cfg.history_seconds)?,
             cfg,
         }))
     }

@@ -75,6 +75,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 .iter()
                 .all(|&b| b == 0x5A)
         );
+        // SAFETY: each live block was allocated with its layout and is freed once.
         unsafe { D.dealloc(p, l) };
     }
     D.drain_quarantine();

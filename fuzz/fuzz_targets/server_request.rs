@@ -369,7 +369,7 @@ fn render_target(t: &Target) -> Vec<u8> {
             suffix,
             query,
         } => {
-            let routes = server::routes::ROUTES;
+            let routes = server::api::routes::ROUTES;
             let pattern = routes[*route as usize % routes.len()].pattern;
             let seg = fill.render();
             let mut path = String::new();

@@ -8,8 +8,12 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use std::borrow::Cow;
 
+use super::builder::ContextBuilder;
 use super::chunk::{self, CHUNK_ALIGN, ChunkHeader, HEADER};
+use super::drops::DropNode;
+use super::owned::ParentLink;
 use super::registry;
+use super::stats::ContextStats;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::{Error, Result};
 
@@ -45,8 +49,8 @@ pub(crate) struct Inner {
     max_chunk: usize,
     chunk_seq: Cell<u64>,
     epoch: Cell<u64>,
-    drops: Cell<*mut DropNode>,
-    next_drop_id: Cell<u64>,
+    pub(super) drops: Cell<*mut DropNode>,
+    pub(super) next_drop_id: Cell<u64>,
     own_charged: Cell<usize>,
     // Shared figures.
     pub(crate) id: u64,
@@ -109,21 +113,6 @@ impl Inner {
     }
 }
 
-/// A value registered with `alloc_with_drop`, dropped at reset, rewind or drop.
-struct DropNode {
-    next: *mut DropNode,
-    id: u64,
-    value: *mut u8,
-    drop_fn: unsafe fn(*mut u8),
-}
-
-/// # Safety
-/// `p` points to a live `T` that is dropped exactly once, here.
-unsafe fn drop_value<T>(p: *mut u8) {
-    // SAFETY: caller's contract.
-    unsafe { ptr::drop_in_place(p.cast::<T>()) }
-}
-
 /// A savepoint of a [`MemoryContext`], for [`MemoryContext::rewind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -136,37 +125,6 @@ pub struct Checkpoint {
     own_charged: usize,
 }
 
-/// How to build a context: chunk sizes and limit.
-#[derive(Debug, Clone)]
-pub struct ContextBuilder {
-    name: Cow<'static, str>,
-    limit: Option<usize>,
-    initial_chunk: usize,
-    max_chunk: usize,
-}
-
-impl ContextBuilder {
-    /// Limits the bytes this context (and its subtree) may hand out.
-    pub fn limit(mut self, bytes: usize) -> Self {
-        self.limit = Some(bytes);
-        self
-    }
-    /// First chunk size (default 64 KiB; at least 1 KiB).
-    pub fn initial_chunk(mut self, bytes: usize) -> Self {
-        self.initial_chunk = bytes.max(1024);
-        self
-    }
-    /// Largest chunk size reached by doubling (default 64 MiB).
-    pub fn max_chunk(mut self, bytes: usize) -> Self {
-        self.max_chunk = bytes.max(1024);
-        self
-    }
-    /// Builds a root context.
-    pub fn build(self) -> MemoryContext<'static> {
-        MemoryContext::new_inner(self, ptr::null())
-    }
-}
-
 /// A memory context: bump allocation in chunks, in a tree of contexts.
 ///
 /// - Allocation bumps downward through the current chunk; a full chunk is
@@ -176,7 +134,9 @@ impl ContextBuilder {
 ///   this one's limit. A child borrows its parent, so it cannot outlive it, and
 ///   `reset` (which takes `&mut self`) can only run once all children and all
 ///   allocations are gone: in Rust's terms, reset frees everything and deletes the
-///   children, as in PostgreSQL.
+///   children, as in PostgreSQL. For a tree that outlives a borrow (a
+///   session's context kept across requests), see
+///   [`OwnedContext`](super::OwnedContext).
 /// - Limits count the bytes requested by the whole subtree and are checked on
 ///   every allocation (not only when a chunk is taken).
 /// - `MemoryContext` is `Send` but not `Sync`; see [`SharedContext`](super::SharedContext).
@@ -217,50 +177,20 @@ impl core::fmt::Debug for MemoryContext<'_> {
     }
 }
 
-/// Figures of one context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextStats {
-    /// Unique id of the context.
-    pub id: u64,
-    /// Its name.
-    pub name: String,
-    /// Id of its parent, if any.
-    pub parent: Option<u64>,
-    /// Bytes handed out by this context itself (alignment padding included).
-    pub used: usize,
-    /// Bytes of chunks this context holds (including a spare chunk).
-    pub reserved: usize,
-    /// Highest `used` seen.
-    pub peak: usize,
-    /// Chunks held.
-    pub chunks: usize,
-    /// Live direct children.
-    pub children: usize,
-    /// The limit on the subtree, if any.
-    pub limit: Option<usize>,
-    /// Bytes requested by the subtree and counted against a limit (0 when
-    /// neither this context nor an ancestor has a limit).
-    pub charged: usize,
-}
-
-impl ContextStats {
-    pub(crate) fn of(c: &Inner) -> Self {
-        // Relaxed: a racy statistics snapshot.
-        let used = c.used();
-        ContextStats {
-            id: c.id,
-            name: c.name.to_string(),
-            // SAFETY: a parent outlives its children (lifetime `'p`).
-            parent: (!c.parent.is_null()).then(|| unsafe { (*c.parent).id }),
-            used,
-            reserved: c.reserved.load(Ordering::Relaxed),
-            peak: c.peak.load(Ordering::Relaxed).max(used),
-            chunks: c.chunks.load(Ordering::Relaxed),
-            children: c.children.load(Ordering::Relaxed),
-            limit: (c.limit != usize::MAX).then_some(c.limit),
-            charged: c.charged.load(Ordering::Relaxed),
-        }
-    }
+/// A child of the context `parent` points at, with a lifetime the caller
+/// vouches for (see `MemoryContext::child` and `MemoryContext::child_of`).
+pub(super) fn new_child<'p>(
+    parent: &Inner,
+    name: Cow<'static, str>,
+    limit: Option<usize>,
+) -> MemoryContext<'p> {
+    let b = ContextBuilder {
+        name,
+        limit,
+        initial_chunk: DEFAULT_INITIAL_CHUNK.min(parent.max_chunk),
+        max_chunk: parent.max_chunk,
+    };
+    MemoryContext::new_inner(b, parent)
 }
 
 impl MemoryContext<'static> {
@@ -284,7 +214,7 @@ impl MemoryContext<'static> {
 // `&self -> &mut T` is sound here, as in bumpalo.
 #[allow(clippy::mut_from_ref)]
 impl<'p> MemoryContext<'p> {
-    fn new_inner(b: ContextBuilder, parent: *const Inner) -> MemoryContext<'p> {
+    pub(super) fn new_inner(b: ContextBuilder, parent: *const Inner) -> MemoryContext<'p> {
         let limit = b.limit.unwrap_or(usize::MAX);
         let parent_top = if parent.is_null() {
             ptr::null()
@@ -350,26 +280,34 @@ impl<'p> MemoryContext<'p> {
     }
 
     #[inline(always)]
-    fn inner(&self) -> &Inner {
+    pub(super) fn inner(&self) -> &Inner {
         // SAFETY: `inner` is our live box for as long as the handle exists.
         unsafe { self.inner.as_ref() }
     }
 
     /// A child context; `limit` (bytes, for its whole subtree) if given. The child
-    /// inherits this context's chunk sizes.
+    /// inherits this context's chunk sizes. It borrows this context; for a child
+    /// that owns a share of its parent instead, see
+    /// [`OwnedContext`](super::OwnedContext).
     pub fn child(
         &self,
         name: impl Into<Cow<'static, str>>,
         limit: Option<usize>,
     ) -> MemoryContext<'_> {
-        let me = self.inner();
-        let b = ContextBuilder {
-            name: name.into(),
-            limit,
-            initial_chunk: DEFAULT_INITIAL_CHUNK.min(me.max_chunk),
-            max_chunk: me.max_chunk,
-        };
-        MemoryContext::new_inner(b, me)
+        new_child(self.inner(), name.into(), limit)
+    }
+
+    /// A link to this context's shared state, from which children that do not
+    /// borrow the handle can be made (see `OwnedContext::child`).
+    pub(crate) fn link(&self) -> ParentLink {
+        ParentLink(self.inner)
+    }
+
+    /// Live direct children (borrowed or owned).
+    pub(crate) fn live_children(&self) -> usize {
+        // Relaxed: a count that publishes no memory (a child touches only the
+        // parent's atomic counters, never its chunks).
+        self.inner().children.load(Ordering::Relaxed)
     }
 
     /// The context's name.
@@ -503,45 +441,6 @@ impl<'p> MemoryContext<'p> {
         }
     }
 
-    /// Moves `value` into the context and runs its `Drop` when the context is
-    /// reset, rewound past this point, or dropped — in reverse order of
-    /// registration.
-    pub fn try_alloc_with_drop<T: Send>(&self, value: T) -> Result<&mut T> {
-        if !core::mem::needs_drop::<T>() {
-            return self.try_alloc(value);
-        }
-        let node = self
-            .try_alloc_layout(Layout::new::<DropNode>())?
-            .cast::<DropNode>();
-        let v = self.try_alloc(value)?;
-        let me = self.inner();
-        let id = me.next_drop_id.get();
-        me.next_drop_id.set(id + 1);
-        // SAFETY: `node` is fresh and aligned; `v` lives until reset/rewind/drop,
-        // which run the node before freeing the chunk.
-        unsafe {
-            node.as_ptr().write(DropNode {
-                next: me.drops.get(),
-                id,
-                value: (v as *mut T).cast(),
-                drop_fn: drop_value::<T>,
-            });
-        }
-        me.drops.set(node.as_ptr());
-        Ok(v)
-    }
-
-    /// As [`try_alloc_with_drop`](Self::try_alloc_with_drop).
-    ///
-    /// # Panics
-    /// As [`alloc_layout`](Self::alloc_layout).
-    pub fn alloc_with_drop<T: Send>(&self, value: T) -> &mut T {
-        match self.try_alloc_with_drop(value) {
-            Ok(r) => r,
-            Err(e) => alloc_failed(e),
-        }
-    }
-
     /// A savepoint to [`rewind`](Self::rewind) to.
     pub fn checkpoint(&self) -> Checkpoint {
         let me = self.inner();
@@ -668,23 +567,6 @@ impl<'p> MemoryContext<'p> {
         // Relaxed: statistics written by the owner.
         me.reserved.fetch_sub(bytes, Ordering::Relaxed);
         me.chunks.fetch_sub(n, Ordering::Relaxed);
-    }
-
-    /// Runs registered drops with id ≥ `watermark`, newest first.
-    fn run_drops(&self, watermark: u64) {
-        let me = self.inner();
-        let mut n = me.drops.get();
-        // SAFETY: every node and value is live until its drop runs here, once;
-        // the node is unlinked before its value is dropped, so a panicking drop
-        // cannot cause a second run.
-        unsafe {
-            while !n.is_null() && (*n).id >= watermark {
-                let node = n.read();
-                me.drops.set(node.next);
-                n = node.next;
-                (node.drop_fn)(node.value);
-            }
-        }
     }
 
     #[cold]
@@ -873,6 +755,6 @@ impl Drop for MemoryContext<'_> {
 
 #[cold]
 #[inline(never)]
-fn alloc_failed(e: Error) -> ! {
+pub(super) fn alloc_failed(e: Error) -> ! {
     panic!("memory context allocation failed: {e}")
 }

@@ -8,9 +8,10 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 use std::borrow::Cow;
 
-use super::context::{ContextStats, MemoryContext};
+use super::context::MemoryContext;
+use super::stats::ContextStats;
 use crate::Result;
-use crate::sync::RawLock;
+use crate::sync::Lock;
 
 /// A [`MemoryContext`] behind a lock: `Send + Sync`, allocation through `&self`.
 ///
@@ -29,13 +30,10 @@ use crate::sync::RawLock;
 /// });
 /// ```
 pub struct SharedContext {
-    lock: RawLock,
-    ctx: MemoryContext<'static>,
+    /// `Lock<T>` is `Sync` for `T: Send`: `MemoryContext` is `Send` (values
+    /// registered for drop are `Send`), and only one thread at a time reaches it.
+    ctx: Lock<MemoryContext<'static>>,
 }
-
-// SAFETY: every access to `ctx`'s non-atomic state happens with `lock` held;
-// `MemoryContext` is `Send`, and values registered for drop are `Send`.
-unsafe impl Sync for SharedContext {}
 
 impl core::fmt::Debug for SharedContext {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -56,15 +54,15 @@ impl SharedContext {
             None => b,
         };
         Self {
-            lock: RawLock::new(),
-            ctx: b.build(),
+            ctx: Lock::new(b.build()),
         }
     }
 
     /// Allocates room for `layout` (see [`MemoryContext::try_alloc_layout`]).
+    /// The block stays valid until [`reset`](Self::reset) or drop, both of
+    /// which need the context exclusively.
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>> {
-        let _g = self.lock.guard();
-        self.ctx.try_alloc_layout(layout)
+        self.ctx.lock().try_alloc_layout(layout)
     }
 
     /// Moves `value` into the context.
@@ -82,17 +80,27 @@ impl SharedContext {
     /// # Panics
     /// If a limit would be exceeded or memory is refused.
     pub fn alloc_slice_copy<T: Copy + Send>(&self, src: &[T]) -> &mut [T] {
-        let _g = self.lock.guard();
-        self.ctx.alloc_slice_copy(src)
+        let p = self
+            .ctx
+            .lock()
+            .alloc_layout(Layout::for_value(src))
+            .cast::<T>();
+        // SAFETY: fresh memory with room for `src.len()` values of `T`, aligned,
+        // disjoint from `src` and from every other live block, handed to this
+        // caller only; it stays valid until `reset`/drop, which need `&mut self`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+        }
     }
 
     /// Frees everything (see [`MemoryContext::reset`]).
     pub fn reset(&mut self) {
-        self.ctx.reset();
+        self.ctx.get_mut().reset();
     }
 
     /// The context's figures.
     pub fn stats(&self) -> ContextStats {
-        self.ctx.stats()
+        self.ctx.lock().stats()
     }
 }

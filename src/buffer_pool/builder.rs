@@ -9,8 +9,8 @@ use crate::pressure::PressureManager;
 use super::disk::{DiskManager, MemDisk};
 use super::page_table::MAX_FRAMES;
 use super::policy::{EvictionPolicy, Policy};
-use super::pool::{Config, Shared};
-use super::{BufferPool, flusher};
+use super::pool::{BeforeWrite, Config, Shared};
+use super::{BufferPool, PageId, WriteBackHook, flusher};
 
 /// Builds a [`BufferPool`]; see [`BufferPool::builder`] for the defaults.
 pub struct BufferPoolBuilder {
@@ -26,6 +26,7 @@ pub struct BufferPoolBuilder {
     ring_bytes: usize,
     huge_pages: bool,
     optimistic_sample: u64,
+    before_write: Option<Arc<WriteBackHook>>,
 }
 
 impl Default for BufferPoolBuilder {
@@ -43,6 +44,7 @@ impl Default for BufferPoolBuilder {
             ring_bytes: 256 << 10,
             huge_pages: true,
             optimistic_sample: 8,
+            before_write: None,
         }
     }
 }
@@ -61,6 +63,7 @@ impl core::fmt::Debug for BufferPoolBuilder {
             .field("latch_timeout", &self.latch_timeout)
             .field("flusher", &self.flusher)
             .field("ring_bytes", &self.ring_bytes)
+            .field("before_write", &self.before_write.is_some())
             .finish()
     }
 }
@@ -77,7 +80,8 @@ impl BufferPoolBuilder {
         self.page_size = bytes;
         self
     }
-    /// One of the built-in policies with its default parameters (default ARC).
+    /// One of the built-in policies with its default parameters (default
+    /// [`Policy::Adaptive`]).
     pub fn policy(mut self, p: Policy) -> Self {
         self.policy = p;
         self.custom = None;
@@ -138,6 +142,49 @@ impl BufferPoolBuilder {
         self.optimistic_sample = n.clamp(1, 1 << 20).next_power_of_two();
         self
     }
+    /// Runs `hook(page, payload)` just before the pool writes a dirty page's
+    /// image to its disk — on eviction, `flush`, `flush_all`, in the
+    /// background flusher and when the pool is dropped — with the payload
+    /// that is about to be written (`page_size − PAGE_HEADER` bytes, the
+    /// bytes a guard gives access to). An `Err` cancels that write: the page
+    /// stays dirty and in its frame, and the error is returned to whoever
+    /// caused the write (the fetch that needed the frame, `flush`, …).
+    ///
+    /// This is the write-ahead log's hook: a page whose payload records the
+    /// log position of its last change may reach the disk only once the log
+    /// is durable up to there (WAL-before-data), so the hook forces the log.
+    /// It runs on the thread doing the write, holding the page (pinned or
+    /// owned) but no lock of the pool; it must not fetch pages of this pool.
+    /// Deleted pages' tombstones are written without it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use rustydb_memory::buffer_pool::{BufferPool, MemDisk};
+    ///
+    /// let durable = Arc::new(AtomicU64::new(0)); // the log's durable end
+    /// let d = durable.clone();
+    /// let pool = BufferPool::builder()
+    ///     .frames(8)
+    ///     .disk(MemDisk::new(4096))
+    ///     .before_write_back(move |_page, payload| {
+    ///         let lsn = u64::from_le_bytes(payload[..8].try_into().unwrap());
+    ///         d.fetch_max(lsn, Ordering::SeqCst); // "force the log to `lsn`"
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// pool.new_page()?[..8].copy_from_slice(&42u64.to_le_bytes());
+    /// pool.flush_all()?;
+    /// assert_eq!(durable.load(Ordering::SeqCst), 42);
+    /// # Ok::<(), rustydb_memory::Error>(())
+    /// ```
+    pub fn before_write_back(
+        mut self,
+        hook: impl Fn(PageId, &[u8]) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.before_write = Some(Arc::new(hook));
+        self
+    }
     /// Map the frames for transparent huge pages when they span ≥ 2 MiB
     /// (default on).
     pub fn huge_pages(mut self, on: bool) -> Self {
@@ -184,9 +231,17 @@ impl BufferPoolBuilder {
         }
         let policy = match self.custom {
             Some(p) => p,
-            None => self.policy.build(self.frames).ok_or(Error::InvalidConfig {
-                what: "Policy::Custom needs custom_policy(..)",
-            })?,
+            None => {
+                // The cooling stage holds its target plus the next victim
+                // outside the policy (`Shared::take_victim_where`).
+                let target = (self.frames as f64 * self.cooling.clamp(0.0, 0.5)) as usize;
+                let outside = if target == 0 { 0 } else { target + 1 };
+                self.policy
+                    .build_reserving(self.frames, outside)
+                    .ok_or(Error::InvalidConfig {
+                        what: "Policy::Custom needs custom_policy(..)",
+                    })?
+            }
         };
         if policy.capacity() != self.frames {
             return Err(Error::InvalidConfig {
@@ -204,6 +259,7 @@ impl BufferPoolBuilder {
             ring_pages: (self.ring_bytes / ps).max(1),
             huge_pages: self.huge_pages,
             optimistic_sample: self.optimistic_sample,
+            before_write: self.before_write.map(BeforeWrite),
         })?);
         if let Some((interval, budget)) = self.flusher {
             flusher::start(&shared, interval, budget)?;

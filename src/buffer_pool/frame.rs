@@ -3,8 +3,8 @@
 //! one-word page state, PostgreSQL's packed buffer header).
 //!
 //! ```text
-//!  63 ........... 28 | 27 26 | 25  | 24   | 23   | 22    | 21 | 20    | 19 ........ 0
-//!  version (36 bits) | spare | REF | RING | COLD | DIRTY | IO | WRITE | pins (20 bits)
+//!  63 ........... 28 | 27    | 26  | 25  | 24   | 23   | 22    | 21 | 20    | 19 ........ 0
+//!  version (36 bits) | spare | OPT | REF | RING | COLD | DIRTY | IO | WRITE | pins (20 bits)
 //! ```
 //!
 //! - **pins**: read guards (and pins taken by `flush`). A read pin is one
@@ -22,6 +22,16 @@
 //! - **version**: bumped when a write latch is released and whenever the frame
 //!   is given a new page, so an optimistic reader that saw the same version
 //!   before and after reading read a consistent page.
+//! - **OPT** (`OPTIMISTIC`): optimistic readers may be reading the frame's
+//!   bytes, so whoever owns it (write latch or `IO`) writes them through atomic
+//!   words (`words.rs`), never plainly. Set by an optimistic reader before its
+//!   first read of the frame, never cleared (a reader that started long ago may
+//!   still be copying, whatever page the frame holds now). The owner reads the
+//!   bit after taking the frame ([`FrameMeta::writes_atomic`]): every change of
+//!   the word is a read-modify-write, so either the reader's `fetch_or` came
+//!   first in the word's modification order and the owner sees the bit, or it
+//!   came after the latch and saw `WRITE`/`IO` and read nothing, or after the
+//!   release, which then happens before the reader's loads.
 //!
 //! Everything here goes through `crate::sync`, so the loom model in
 //! `tests/loom_buffer_pool.rs` checks this exact code.
@@ -45,6 +55,8 @@ pub(crate) const COLD: u64 = 1 << 23;
 pub(crate) const RING: u64 = 1 << 24;
 /// A ring frame was touched by a normal access.
 pub(crate) const REF: u64 = 1 << 25;
+/// Optimistic readers may read the bytes: owners write them atomically.
+pub(crate) const OPTIMISTIC: u64 = 1 << 26;
 /// One unit of the version field.
 pub(crate) const VERSION_ONE: u64 = 1 << 28;
 /// Mask of the version field.
@@ -58,10 +70,9 @@ pub(crate) const SPECIAL: u64 = COLD | RING;
 /// The page id of a frame that holds no page.
 pub(crate) const NO_PAGE: u64 = u64::MAX;
 
-/// Per-frame metadata, one cache line each so that two threads pinning
-/// different frames never write the same line.
+/// Per-frame metadata. The pool keeps each in a `CachePadded` so that two
+/// threads pinning different frames never write the same line (pair).
 #[derive(Debug)]
-#[repr(align(64))]
 pub(crate) struct FrameMeta {
     /// The state word.
     pub(crate) state: AtomicU64,
@@ -253,6 +264,7 @@ impl FrameMeta {
 
     /// Starts an optimistic read of `page`: the version stamp to validate, or
     /// `Err(moved)` if the frame is busy (`false`) or holds another page (`true`).
+    /// The first optimistic read of a frame marks it `OPTIMISTIC` first.
     #[inline(always)]
     pub(crate) fn optimistic_begin(&self, page: u64) -> Result<u64, bool> {
         // Acquire: as in `pin_shared`.
@@ -264,7 +276,41 @@ impl FrameMeta {
         if self.page.load(Ordering::Relaxed) != page {
             return Err(true);
         }
+        if s & OPTIMISTIC == 0 {
+            return self.optimistic_mark(page);
+        }
         Ok(s)
+    }
+
+    /// Marks the frame `OPTIMISTIC` (once per frame, ever) and starts the read
+    /// from the word the mark saw.
+    #[cold]
+    #[inline(never)]
+    fn optimistic_mark(&self, page: u64) -> Result<u64, bool> {
+        // Acquire: as in `pin_shared`: an owner that released before this RMW
+        // wrote plainly, and its writes happen before our loads.
+        let s = self.state.fetch_or(OPTIMISTIC, Ordering::Acquire);
+        if s & BUSY != 0 {
+            // Owned now: it may be writing plainly; read nothing. The bit
+            // stays, and the next owner writes atomically.
+            return Err(false);
+        }
+        // Relaxed: as in `optimistic_begin`.
+        if self.page.load(Ordering::Relaxed) != page {
+            return Err(true);
+        }
+        Ok(s | OPTIMISTIC)
+    }
+
+    /// Whether the owner of the frame (write latch or `IO`, taken by this
+    /// thread) must write its bytes through atomic words: optimistic readers
+    /// may be reading them.
+    #[inline(always)]
+    pub(crate) fn writes_atomic(&self) -> bool {
+        // Relaxed: coherence gives us a value no older than our own latch or
+        // IO read-modify-write, which is all the argument in the module
+        // documentation needs; nothing is published through the bit.
+        self.state.load(Ordering::Relaxed) & OPTIMISTIC != 0
     }
 
     /// Whether nothing changed the frame since `optimistic_begin` returned `stamp`.
@@ -323,5 +369,27 @@ mod tests {
         assert!(matches!(f.pin_shared(2), Pin::Done(s) if pins(s) == 1));
         assert_eq!(pins(f.load()), 2);
         assert!(!f.optimistic_validate(stamp));
+    }
+
+    #[test]
+    fn optimistic_mark_is_sticky_and_seen_by_owners() {
+        let f = FrameMeta::new();
+        f.page.store(3, Ordering::Relaxed);
+        assert!(matches!(f.try_lock_exclusive(3, 0), Pin::Done(_)));
+        assert!(!f.writes_atomic(), "no optimistic reader yet");
+        // A reader arriving while the frame is latched marks it, reads nothing.
+        assert_eq!(f.optimistic_begin(3), Err(false));
+        f.unlock_exclusive();
+        let stamp = f.optimistic_begin(3).unwrap();
+        assert_ne!(stamp & OPTIMISTIC, 0);
+        assert!(matches!(f.try_lock_exclusive(3, 0), Pin::Done(_)));
+        assert!(f.writes_atomic());
+        f.unlock_exclusive();
+        assert!(!f.optimistic_validate(stamp));
+        let s = f.try_begin_io(0, 0).unwrap();
+        assert_ne!(s & OPTIMISTIC, 0);
+        f.io_update(DIRTY | COLD | RING | REF, 0);
+        f.finish_io(0);
+        assert!(f.writes_atomic(), "kept across I/O");
     }
 }

@@ -28,10 +28,14 @@
 //! ```
 //!
 //! Layout of the module: `frame.rs` (the state word), `page_table.rs`,
-//! `guard.rs`, `disk.rs` (`DiskManager`, `FileDisk`, `MemDisk`), `format.rs`
+//! `guard.rs`, `words.rs` (page bytes as atomic words for optimistic
+//! reads), `disk.rs` (`DiskManager`, `FileDisk`, `MemDisk`), `format.rs`
 //! (page header and checksum), `policy/` (the trait, its contract and the
 //! policies), `tiers.rs` (cooling stage, scans), `batch.rs` (access log),
-//! `flusher.rs`, `stats.rs`, `pool.rs` (miss path, eviction, I/O).
+//! `flusher.rs`, `stats.rs`, `pool.rs` (shared state, pinning, the miss
+//! path, the access log) with its parts `pool/victims.rs` (eviction through
+//! the cooling stage), `pool/io.rs` (loads, write-back, flushing),
+//! `pool/pages.rs` (new, delete, shrink) and `pool/observe.rs` (statistics).
 
 pub(crate) mod frame;
 pub(crate) mod page_table;
@@ -58,6 +62,8 @@ mod scratch;
 mod stats;
 #[cfg(not(rustydb_loom))]
 mod tiers;
+#[cfg(not(rustydb_loom))]
+mod words;
 
 #[cfg(not(rustydb_loom))]
 pub use api::*;
@@ -65,6 +71,12 @@ pub use api::*;
 /// A page id: pages are numbered from 0 on their disk. Ids above
 /// `2^40 − 2` are never valid.
 pub type PageId = u64;
+
+/// The hook [`BufferPoolBuilder::before_write_back`] installs: called with a
+/// page's id and payload before its image is written; an `Err` cancels the
+/// write.
+#[cfg(not(rustydb_loom))]
+pub type WriteBackHook = dyn Fn(PageId, &[u8]) -> crate::error::Result<()> + Send + Sync;
 
 #[cfg(not(rustydb_loom))]
 mod api {
@@ -106,7 +118,7 @@ mod api {
     }
 
     impl BufferPool {
-        /// A builder: 1024 frames of 4 KiB, ARC, an in-memory disk, 2 %
+        /// A builder: 1024 frames of 4 KiB, the adaptive policy, an in-memory disk, 2 %
         /// cooling stage, 256 KiB scan rings, 5 s latch timeout.
         pub fn builder() -> BufferPoolBuilder {
             BufferPoolBuilder::default()
@@ -174,8 +186,7 @@ mod api {
                 }
             }
             let g = self.fetch_read(id)?;
-            let view = PageView::new(g.as_ptr(), g.len());
-            Ok(read(&view))
+            Ok(read(&g.view()))
         }
 
         /// Allocates a new page on disk and returns it zeroed, latched for

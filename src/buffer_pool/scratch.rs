@@ -1,6 +1,8 @@
 //! Page-aligned scratch buffers for page images written while other threads
-//! may read the frame (`flush` under a shared pin) and for disk headers.
-//! Aligned to 4 KiB, so they also suit `O_DIRECT`.
+//! may read the frame (`flush` under a shared pin, write-back and loads of a
+//! frame optimistic readers may read) and for disk headers. Aligned to 4 KiB,
+//! so they also suit `O_DIRECT`. Also the per-thread stash of write guards'
+//! private payload copies (`Shadow`).
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::cell::RefCell;
@@ -81,4 +83,40 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         }
     });
     r
+}
+
+/// A write guard's private copy of a payload (see `WriteGuard`).
+pub(crate) type Shadow = Box<[u8]>;
+
+/// Private copies kept per thread for reuse (a write guard on a page read
+/// optimistically takes one for its mutable deref).
+const SHADOWS_KEPT: usize = 4;
+
+thread_local! {
+    static SHADOWS: RefCell<Vec<Shadow>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` bytes (contents unspecified): a kept one if this thread
+/// has one of that length, else a new one.
+pub(crate) fn take_shadow(len: usize) -> Shadow {
+    SHADOWS
+        .try_with(|c| {
+            let mut v = c.try_borrow_mut().ok()?;
+            let i = v.iter().position(|b| b.len() == len)?;
+            Some(v.swap_remove(i))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| vec![0u8; len].into_boxed_slice())
+}
+
+/// Keeps `b` for this thread's next `take_shadow` (up to a few buffers).
+pub(crate) fn give_back_shadow(b: Shadow) {
+    let _ = SHADOWS.try_with(|c| {
+        if let Ok(mut v) = c.try_borrow_mut()
+            && v.len() < SHADOWS_KEPT
+        {
+            v.push(b);
+        }
+    });
 }

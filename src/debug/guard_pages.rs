@@ -157,6 +157,15 @@ pub(crate) fn contains(addr: usize) -> bool {
     base != 0 && addr >= base && addr < base + SLOTS * 2 * page()
 }
 
+/// Whether `user` is a live pooled block (its page is accessible).
+pub(crate) fn is_live(user: usize) -> bool {
+    let base = BASE.load(Ordering::Relaxed);
+    let i = (user - base) / (2 * page());
+    let s = &SLOT_META[i];
+    // Relaxed + Acquire: the slot's fields are published by its state.
+    s.state.load(Ordering::Acquire) == LIVE && s.user.load(Ordering::Relaxed) == user
+}
+
 /// Frees a pooled block: its page becomes inaccessible. Returns false if `user`
 /// is not a live pooled block (a double or invalid free).
 pub(crate) fn free(user: usize, free_stack: u32) -> bool {

@@ -6,12 +6,14 @@ use core::alloc::GlobalAlloc;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::alloc::{DebugAlloc, DebugLevel, SEQ, guarded, thread_id};
-use super::components::{self, ComponentStats, MAX_COMPONENTS};
+use super::alloc::{DebugAlloc, DebugLevel};
+use super::components::{self, ComponentStats};
 use super::guard_pages;
+use super::path::EPOCH;
 use super::report::Report;
 use super::stacks;
 use super::table::Record;
+use super::threads::{guarded, thread_id};
 use crate::sync::Ordering;
 use crate::sys;
 
@@ -19,6 +21,13 @@ use crate::sys;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Mark {
     seq: u64,
+}
+
+impl Mark {
+    /// The epoch the mark stands for (records with `seq >=` it are after it).
+    pub(crate) fn seq(self) -> u64 {
+        self.seq
+    }
 }
 
 /// Which allocations a leak query looks at.
@@ -96,11 +105,13 @@ pub struct DebugStats {
 }
 
 impl<A: GlobalAlloc> DebugAlloc<A> {
-    /// The current point in the allocation sequence.
+    /// The current point in the allocation sequence: blocks allocated after
+    /// this call are "since the mark".
     pub fn mark(&self) -> Mark {
-        // Relaxed: a number; allocations after this call get higher ones.
+        // AcqRel: allocations that start after this call read the new epoch
+        // (a mark is a rare write; allocations only read the epoch).
         Mark {
-            seq: SEQ.load(Ordering::Relaxed),
+            seq: EPOCH.fetch_add(1, Ordering::AcqRel) + 1,
         }
     }
 
@@ -116,7 +127,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
             };
             let now = sys::coarse_now_ns();
             let mut groups: HashMap<(u32, u16), (u64, u64, u64)> = HashMap::new();
-            s.table.for_each(|r| {
+            s.tracker.for_each(|r| {
                 let in_scope = match scope {
                     LeakScope::All => true,
                     LeakScope::CurrentThread => r.thread == me,
@@ -172,7 +183,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
     /// Findings so far (the latest 256), with resolved sites.
     pub fn reports(&self) -> Vec<Report> {
         guarded(|| match self.state() {
-            Some(s) => s.reports.all().0.iter().map(|r| r.resolve()).collect(),
+            Some(s) => s.reports.all().iter().map(|r| r.resolve()).collect(),
             None => Vec::new(),
         })
     }
@@ -180,9 +191,7 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
     /// Per-component counters (components that allocated at least once).
     pub fn components(&self) -> Vec<ComponentStats> {
         guarded(|| match self.state() {
-            Some(s) => (0..MAX_COMPONENTS)
-                .filter_map(|i| s.counters[i].snapshot(i as u16))
-                .collect(),
+            Some(s) => s.counters.all(),
             None => Vec::new(),
         })
     }
@@ -193,13 +202,13 @@ impl<A: GlobalAlloc> DebugAlloc<A> {
             let (mut blocks, mut bytes) = (0, 0);
             let (mut reports, mut q) = (0, 0);
             if let Some(s) = self.state() {
-                s.table.for_each(|r| {
+                s.tracker.for_each(|r| {
                     if r.freed == 0 {
                         blocks += 1;
                         bytes += r.size as u64;
                     }
                 });
-                reports = s.reports.all().1 as u64;
+                reports = s.reports.total() as u64;
                 // Relaxed: statistics.
                 q = s.quarantined.load(Ordering::Relaxed) as u64;
             }

@@ -4,8 +4,8 @@
 
 use core::ptr;
 
-use crate::sync::{RawLock, UnsafeCell};
-use crate::sys;
+use super::state::reserve;
+use crate::sync::{Lock, RawLock};
 
 /// The poison byte written over freed blocks.
 pub(crate) const POISON: u8 = 0xDF;
@@ -23,8 +23,12 @@ pub(crate) struct Entry {
     pub(crate) block_align: usize,
     /// Whether the user bytes were poisoned (Full level) and must be verified.
     pub(crate) poisoned: bool,
+    /// The thread slot whose side table has the block's record.
+    pub(crate) owner: u8,
 }
 
+/// The ring. Invariant: `items` is null or a mapping of `CAPACITY` entries, of
+/// which `len` starting at `head` (wrapping) are held, `bytes` their sizes.
 struct Ring {
     items: *mut Entry,
     head: usize,
@@ -32,20 +36,31 @@ struct Ring {
     bytes: usize,
 }
 
-/// The FIFO.
-pub(crate) struct Quarantine {
-    lock: RawLock,
-    ring: UnsafeCell<Ring>,
+// SAFETY: the ring owns its mapping; moving it moves that ownership.
+unsafe impl Send for Ring {}
+
+impl Ring {
+    fn pop(&mut self) -> Entry {
+        debug_assert!(self.len > 0);
+        // SAFETY: the ring is not empty (callers check), so `head` indexes a
+        // held entry of the mapping.
+        let e = unsafe { *self.items.add(self.head) };
+        self.head = (self.head + 1) % CAPACITY;
+        self.len -= 1;
+        self.bytes -= e.size;
+        e
+    }
 }
 
-// SAFETY: `ring` is only accessed with `lock` held.
-unsafe impl Sync for Quarantine {}
+/// The FIFO.
+pub(crate) struct Quarantine {
+    ring: Lock<Ring>,
+}
 
 impl Quarantine {
     pub(crate) const fn new() -> Self {
         Self {
-            lock: RawLock::new(),
-            ring: UnsafeCell::new(Ring {
+            ring: Lock::new(Ring {
                 items: ptr::null_mut(),
                 head: 0,
                 len: 0,
@@ -54,62 +69,46 @@ impl Quarantine {
         }
     }
 
+    /// The lock, for the fork handlers.
+    pub(crate) fn raw(&self) -> &RawLock {
+        self.ring.raw()
+    }
+
     /// Adds `e`; moves entries that must leave (over `max_bytes`, or the ring is
     /// full) into `out`, returning how many. Returns `None` if the ring cannot be
     /// set up (the caller then frees `e` directly).
     pub(crate) fn push(&self, e: Entry, max_bytes: usize, out: &mut [Entry; 8]) -> Option<usize> {
-        let _g = self.lock.guard();
-        // SAFETY: lock held; `items` is our mapping of CAPACITY entries.
-        self.ring.with_mut(|r| unsafe {
-            if (*r).items.is_null() {
-                let bytes =
-                    (CAPACITY * core::mem::size_of::<Entry>()).next_multiple_of(sys::page_size());
-                (*r).items = sys::map(bytes)?.as_ptr().cast();
-            }
-            let mut n = 0;
-            while n < out.len()
-                && (*r).len > 0
-                && ((*r).len == CAPACITY || (*r).bytes + e.size > max_bytes)
-            {
-                out[n] = self.pop(r);
-                n += 1;
-            }
-            if (*r).len == CAPACITY {
-                return None; // could not make room with the space in `out`
-            }
-            let tail = ((*r).head + (*r).len) % CAPACITY;
-            *(*r).items.add(tail) = e;
-            (*r).len += 1;
-            (*r).bytes += e.size;
-            Some(n)
-        })
+        let mut r = self.ring.lock();
+        if r.items.is_null() {
+            r.items = reserve(CAPACITY * core::mem::size_of::<Entry>())?
+                .as_ptr()
+                .cast();
+        }
+        let mut n = 0;
+        while n < out.len() && r.len > 0 && (r.len == CAPACITY || r.bytes + e.size > max_bytes) {
+            out[n] = r.pop();
+            n += 1;
+        }
+        if r.len == CAPACITY {
+            return None; // could not make room with the space in `out`
+        }
+        let tail = (r.head + r.len) % CAPACITY;
+        // SAFETY: `tail` < CAPACITY indexes our mapping, outside the held range.
+        unsafe { *r.items.add(tail) = e };
+        r.len += 1;
+        r.bytes += e.size;
+        Some(n)
     }
 
     /// Removes up to 8 entries (all of them over repeated calls) into `out`.
     pub(crate) fn drain(&self, out: &mut [Entry; 8]) -> usize {
-        let _g = self.lock.guard();
-        // SAFETY: lock held.
-        self.ring.with_mut(|r| unsafe {
-            let mut n = 0;
-            while n < out.len() && (*r).len > 0 {
-                out[n] = self.pop(r);
-                n += 1;
-            }
-            n
-        })
-    }
-
-    /// # Safety
-    /// Lock held; the ring is not empty.
-    unsafe fn pop(&self, r: *mut Ring) -> Entry {
-        // SAFETY: see contract.
-        unsafe {
-            let e = *(*r).items.add((*r).head);
-            (*r).head = ((*r).head + 1) % CAPACITY;
-            (*r).len -= 1;
-            (*r).bytes -= e.size;
-            e
+        let mut r = self.ring.lock();
+        let mut n = 0;
+        while n < out.len() && r.len > 0 {
+            out[n] = r.pop();
+            n += 1;
         }
+        n
     }
 }
 

@@ -2,7 +2,7 @@
 //! (written from inside the allocator without allocating), printed to stderr
 //! as they happen, and turned into [`Report`]s with resolved stacks on request.
 
-use crate::sync::{RawLock, UnsafeCell};
+use crate::sync::{Lock, RawLock};
 
 use super::components;
 use super::stacks;
@@ -179,20 +179,17 @@ struct Ring {
     total: usize,
 }
 
-/// The bounded ring of raw reports.
+/// The bounded ring of raw reports. A lock rather than a lock-free queue
+/// (`lock_freedom`): pushes happen inside the allocator, where nothing may
+/// allocate through the global allocator, and they are rare.
 pub(crate) struct Reports {
-    lock: RawLock,
-    ring: UnsafeCell<Ring>,
+    ring: Lock<Ring>,
 }
-
-// SAFETY: `ring` is only accessed with `lock` held.
-unsafe impl Sync for Reports {}
 
 impl Reports {
     pub(crate) const fn new() -> Self {
         Self {
-            lock: RawLock::new(),
-            ring: UnsafeCell::new(Ring {
+            ring: Lock::new(Ring {
                 items: [RawReport {
                     kind: 0,
                     addr: 0,
@@ -208,27 +205,32 @@ impl Reports {
         }
     }
 
-    pub(crate) fn push(&self, r: RawReport) {
-        let _g = self.lock.guard();
-        // SAFETY: lock held.
-        self.ring.with_mut(|ring| unsafe {
-            let i = (*ring).total % RING;
-            (*ring).items[i] = r;
-            (*ring).total += 1;
-        });
+    /// The lock, for the fork handlers.
+    pub(crate) fn raw(&self) -> &RawLock {
+        self.ring.raw()
     }
 
-    /// Reports made so far (the most recent `RING`), oldest first, and the total count.
-    pub(crate) fn all(&self) -> (Vec<RawReport>, usize) {
-        let _g = self.lock.guard();
-        // SAFETY: lock held.
-        self.ring.with_mut(|ring| unsafe {
-            let total = (*ring).total;
-            let start = total.saturating_sub(RING);
-            (
-                (start..total).map(|i| (*ring).items[i % RING]).collect(),
-                total,
-            )
-        })
+    pub(crate) fn push(&self, r: RawReport) {
+        let mut ring = self.ring.lock();
+        let i = ring.total % RING;
+        ring.items[i] = r;
+        ring.total += 1;
+    }
+
+    /// Findings made so far.
+    pub(crate) fn total(&self) -> usize {
+        self.ring.lock().total
+    }
+
+    /// Reports made so far (the most recent `RING`), oldest first. The copy is
+    /// taken under the lock into a stack array and the `Vec` built after, so
+    /// no allocation happens with the lock held.
+    pub(crate) fn all(&self) -> Vec<RawReport> {
+        let (items, total) = {
+            let ring = self.ring.lock();
+            (ring.items, ring.total)
+        };
+        let start = total.saturating_sub(RING);
+        (start..total).map(|i| items[i % RING]).collect()
     }
 }

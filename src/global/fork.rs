@@ -46,4 +46,6 @@ extern "C" fn parent() {
 extern "C" fn child() {
     crate::large::fork_child();
     HEAP.for_each_lock(|l| l.reset_in_child());
+    super::cache_registry::forget_other_threads();
+    super::purger::after_fork_in_child();
 }

@@ -39,6 +39,18 @@ impl RustyAlloc {
     }
 
     /// A snapshot of the allocator's figures.
+    ///
+    /// ```
+    /// use rustydb_memory::RustyAlloc;
+    ///
+    /// let p = RustyAlloc.malloc(300); // a 320-byte class object
+    /// let s = RustyAlloc.stats();
+    /// let class = s.classes.iter().find(|c| c.size == 320).unwrap();
+    /// assert!(class.live_objects >= 1);
+    /// assert!(s.bytes_in_use >= 320 && s.bytes_mapped >= s.bytes_in_use);
+    /// // SAFETY: `p` came from `malloc` and is freed once.
+    /// unsafe { RustyAlloc.free(p) };
+    /// ```
     pub fn stats(&self) -> AllocStats {
         stats::collect()
     }
@@ -47,6 +59,19 @@ impl RustyAlloc {
     /// empties every depot into the slabs, releases empty slabs, purges free
     /// units and unmaps free segments (one is kept), and purges the large-object
     /// cache. Returns the bytes given back by this call.
+    ///
+    /// ```
+    /// use rustydb_memory::RustyAlloc;
+    ///
+    /// let blocks: Vec<*mut u8> = (0..2048).map(|_| RustyAlloc.malloc(4000)).collect();
+    /// for p in blocks {
+    ///     // SAFETY: each block came from `malloc` and is freed once.
+    ///     unsafe { RustyAlloc.free(p) };
+    /// }
+    /// // 8 MiB of free objects are cached; purge gives their pages back.
+    /// assert!(RustyAlloc.purge() > 0);
+    /// assert!(RustyAlloc.stats().purged_bytes > 0);
+    /// ```
     pub fn purge(&self) -> u64 {
         let large_before = crate::large::stats().bytes_mapped as u64;
         // Relaxed: statistics, before/after.
@@ -56,13 +81,37 @@ impl RustyAlloc {
         for c in &HEAP.central {
             c.release_empty(&HEAP.segments);
         }
-        HEAP.segments.purge(0);
+        HEAP.segments.purge_all();
         let metadata = HEAP.pool.release_unused() as u64;
         crate::large::purge();
         let large_freed = large_before.saturating_sub(crate::large::stats().bytes_mapped as u64);
         HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before
             + large_freed
             + metadata
+    }
+}
+
+impl RustyAlloc {
+    /// Starts the background purger (as `RUSTYDB_MEM_BACKGROUND=1` does at the
+    /// first allocation): a thread that, while any freed memory is not yet
+    /// given back, runs the decay every quarter of the dirty delay — depot
+    /// trims, empty-slab release, `MADV_FREE` after `RUSTYDB_MEM_PURGE_DELAY_MS`
+    /// (500 ms) and `MADV_DONTNEED` after `RUSTYDB_MEM_MUZZY_DELAY_MS` more
+    /// (500 ms), the large cache's decay — and takes back the cached objects of
+    /// threads that stopped allocating (they return them on their next call).
+    /// It sleeps when nothing is left to purge. Without it, the same work runs
+    /// only on allocation slow paths, so an idle program keeps what it freed last.
+    ///
+    /// Returns whether the purger runs (false if the system refused a thread).
+    /// Idempotent; a `fork` child starts its own on its next allocations.
+    ///
+    /// ```
+    /// use rustydb_memory::RustyAlloc;
+    ///
+    /// assert!(RustyAlloc::new().start_background_purger());
+    /// ```
+    pub fn start_background_purger(&self) -> bool {
+        super::purger::start()
     }
 }
 
@@ -74,13 +123,16 @@ enum Route {
     Invalid,
 }
 
-/// Routes `(size, align)`. Over-aligned requests (align > 16) take `align - 16`
-/// extra bytes in their class and are aligned inside the object; the free path
-/// maps any interior pointer back to its object, so both sides agree.
+/// Routes `(size, align)`. Up to an alignment of 16 the class of
+/// `size.max(align)` is aligned enough (only the 8-byte class is not 16-aligned,
+/// and it serves only requests aligned to at most 8). Over-aligned requests
+/// (align > 16) take `align - 16` extra bytes in their class and are aligned
+/// inside the object; the free path maps any interior pointer back to its
+/// object, so both sides agree.
 #[inline]
 fn route(size: usize, align: usize) -> Route {
     let need = if align <= 16 {
-        size
+        size.max(align)
     } else {
         match size.checked_add(align - 16) {
             Some(n) => n,
@@ -95,16 +147,21 @@ fn route(size: usize, align: usize) -> Route {
     }
 }
 
-/// Sizes up to 32 KiB with the default alignment: always a size class, found by
-/// one table load (no threshold to consult: it is at least 64 KiB).
+/// The class of a request of up to 32 KiB aligned to at most 16, found by one
+/// table load (no threshold to consult: it is at least 64 KiB); `None` for the
+/// rest. The common case — an alignment of at most 8 — costs the two compares it
+/// always did; 16 takes one more compare and the `max` of `route`.
 #[inline(always)]
-fn is_fast(size: usize, align: usize) -> bool {
-    size <= SMALL_MAX && align <= 16
-}
-
-#[inline(always)]
-fn fast_class(size: usize) -> usize {
-    class_of(size)
+fn fast_class(size: usize, align: usize) -> Option<usize> {
+    if size > SMALL_MAX {
+        None
+    } else if align <= 8 {
+        Some(class_of(size))
+    } else if align == 16 {
+        Some(class_of(size.max(16)))
+    } else {
+        None
+    }
 }
 
 #[cold]
@@ -158,8 +215,8 @@ unsafe impl GlobalAlloc for RustyAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
-        if is_fast(size, align) {
-            return thread_cache::alloc(fast_class(size));
+        if let Some(class) = fast_class(size, align) {
+            return thread_cache::alloc(class);
         }
         alloc_general(size, align, false)
     }
@@ -167,10 +224,10 @@ unsafe impl GlobalAlloc for RustyAlloc {
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         let (size, align) = (layout.size(), layout.align());
-        if is_fast(size, align) {
+        if let Some(class) = fast_class(size, align) {
             // SAFETY: `p` came from `alloc` with this layout (GlobalAlloc contract), so
             // it is the start of an object of this class.
-            unsafe { thread_cache::free(fast_class(size), p) };
+            unsafe { thread_cache::free(class, p) };
             return;
         }
         // SAFETY: forwarded GlobalAlloc contract.
@@ -180,8 +237,8 @@ unsafe impl GlobalAlloc for RustyAlloc {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
-        if is_fast(size, align) {
-            let p = thread_cache::alloc(fast_class(size));
+        if let Some(class) = fast_class(size, align) {
+            let p = thread_cache::alloc(class);
             if !p.is_null() {
                 // SAFETY: `p` is an object of at least `size` bytes.
                 unsafe { p.write_bytes(0, size) };

@@ -3,18 +3,17 @@
 //! "handed out by the slabs − held in magazines").
 
 use super::heap::HEAP;
-use super::thread_cache;
 use crate::large::LargeStats;
-use crate::slab::magazine::Magazine;
 use crate::slab::segment::SEGMENT_SIZE;
 use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
 use crate::sync::Ordering;
 
-/// Number of size classes (16 B – 256 KiB) served from segments.
+/// Number of size classes (8 B – 256 KiB) served from segments.
 pub const SIZE_CLASSES: usize = NUM_CLASSES;
 
 /// Figures of one size class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ClassStats {
     /// Object size of the class in bytes.
     pub size: usize,
@@ -36,11 +35,13 @@ pub struct ClassStats {
 /// stopping other threads, so they are consistent to within the operations in
 /// flight while the snapshot was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AllocStats {
     /// Bytes held by the program: live objects × their class size, plus the
     /// requested size of live large objects.
     pub bytes_in_use: usize,
-    /// Bytes mapped from the OS: segments, large mappings and magazine metadata.
+    /// Bytes mapped from the OS: segments, large mappings and the magazine
+    /// pool's chunks (less the pages it gave back).
     pub bytes_mapped: usize,
     /// Bytes of free objects cached in magazines (threads and depots).
     pub bytes_cached: usize,
@@ -50,7 +51,7 @@ pub struct AllocStats {
     pub units_in_use: usize,
     /// Threads with a live cache.
     pub thread_caches: usize,
-    /// Magazines carved (live, in depots or pooled).
+    /// Magazines in thread caches and depots.
     pub magazines: usize,
     /// `MADV_DONTNEED` / unmap operations that returned memory to the OS.
     pub purges: u64,
@@ -60,7 +61,21 @@ pub struct AllocStats {
     pub unmapped_segments: u64,
     /// Depot working-set trims run.
     pub depot_trims: u64,
+    /// Bytes of free units given back lazily (`MADV_FREE`, the first decay
+    /// stage; `purged_bytes` counts the second).
+    pub lazily_freed_bytes: u64,
+    /// Passes of the background purger
+    /// ([`RustyAlloc::start_background_purger`](crate::RustyAlloc::start_background_purger)).
+    pub purger_passes: u64,
+    /// Calls of [`RustyAlloc::free`](crate::RustyAlloc::free) with a pointer this
+    /// allocator does not own (ignored; under a preloaded `malloc`, blocks the
+    /// dynamic linker allocated before it took over).
+    pub foreign_frees: u64,
     /// Per size class.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "super::stats_serde::classes")
+    )]
     pub classes: [ClassStats; SIZE_CLASSES],
     /// The large-object path.
     pub large: LargeStats,
@@ -69,7 +84,7 @@ pub struct AllocStats {
 pub(crate) fn collect() -> AllocStats {
     let mut classes = [ClassStats::default(); SIZE_CLASSES];
     let mut thread_caches = 0;
-    thread_cache::for_each_cache(|tc| {
+    super::cache_registry::for_each_cache(|tc| {
         thread_caches += 1;
         for (c, cc) in tc.classes.iter().enumerate() {
             for slot in [&cc.loaded, &cc.previous] {
@@ -80,6 +95,9 @@ pub(crate) fn collect() -> AllocStats {
                 // is never unmapped; `len` is an atomic read.
                 classes[c].thread_cached += unsafe { (*m).len() };
             }
+            // Relaxed: a statistic (rounds the purger took from an idle thread,
+            // until the thread gives them back).
+            classes[c].thread_cached += cc.stolen_rounds.load(Ordering::Relaxed) as usize;
         }
     });
     let mut bytes_in_use = 0;
@@ -101,12 +119,12 @@ pub(crate) fn collect() -> AllocStats {
     let sc = &HEAP.segments.counters;
     // Relaxed: statistics.
     let segments = sc.segments.load(Ordering::Relaxed);
-    let magazines = HEAP.pool.carved.load(Ordering::Relaxed);
+    let magazines = HEAP.pool.live.load(Ordering::Relaxed);
     AllocStats {
         bytes_in_use: bytes_in_use + large.bytes_in_use,
         bytes_mapped: segments * SEGMENT_SIZE
             + large.bytes_mapped
-            + magazines * core::mem::size_of::<Magazine>(),
+            + HEAP.pool.resident.load(Ordering::Relaxed),
         bytes_cached,
         segments,
         units_in_use: sc.units_in_use.load(Ordering::Relaxed),
@@ -116,6 +134,9 @@ pub(crate) fn collect() -> AllocStats {
         purged_bytes: sc.purged_bytes.load(Ordering::Relaxed),
         unmapped_segments: sc.unmapped_segments.load(Ordering::Relaxed),
         depot_trims: HEAP.trims.load(Ordering::Relaxed),
+        lazily_freed_bytes: sc.lazily_freed_bytes.load(Ordering::Relaxed),
+        purger_passes: HEAP.purger_passes.load(Ordering::Relaxed),
+        foreign_frees: super::malloc::foreign_frees(),
         classes,
         large,
     }

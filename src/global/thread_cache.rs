@@ -3,10 +3,21 @@
 //! oscillating around a magazine boundary never thrashes the depot).
 //!
 //! The cache lives in a `const`-initialised `thread_local!` of a type without
-//! `Drop`, so reaching it is one TLS-relative load. A second thread-local, with a
-//! `Drop`, is touched on the first slow path to flush the cache at thread exit;
-//! after that the cache is *dead* and the thread allocates and frees straight
-//! through the slabs (still correct during and after TLS teardown).
+//! `Drop`, so reaching it is one TLS-relative load. The first slow path of a
+//! thread registers it (`cache_registry.rs`) and arms an exit hook
+//! (`thread_exit.rs`) that flushes it at thread exit; after that the cache is
+//! *dead* and the thread allocates and frees straight through the slabs (still
+//! correct during and after TLS teardown).
+//!
+//! Ownership of a magazine slot. The fast paths read `loaded` with a plain
+//! (relaxed) load and touch the magazine's rounds and count; only the owner
+//! thread ever touches those. The background purger may *take* a magazine out
+//! of an idle thread's `loaded` or `previous` slot (`idle.rs`): it swaps the
+//! sentinel in and hands the magazine back through the thread's `stolen` list,
+//! never reading or writing its rounds. So every slow path of the owner takes
+//! its magazines out with a `swap` too (whichever swap comes first gets the
+//! magazine), works on them while no slot holds them, and stores them back
+//! (`Release`, pairing with the purger's `Acquire` swap).
 
 use core::cell::Cell;
 use core::ptr;
@@ -14,7 +25,7 @@ use core::ptr;
 use super::heap::{HEAP, magazine_cap};
 use crate::slab::magazine::Magazine;
 use crate::slab::size_class::NUM_CLASSES;
-use crate::sync::{AtomicPtr, Ordering};
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// A magazine of capacity 0 that every fresh or dead cache points at, so the
 /// fast paths need no null check: it is always "empty" for alloc and "full" for
@@ -25,32 +36,45 @@ unsafe impl Sync for Sentinel {}
 static SENTINEL: Sentinel = Sentinel(Magazine::new(0));
 
 #[inline(always)]
-fn sentinel() -> *mut Magazine {
+pub(crate) fn sentinel() -> *mut Magazine {
     ptr::addr_of!(SENTINEL.0).cast_mut()
 }
 
-const FRESH: u8 = 0;
-const LIVE: u8 = 1;
-const DEAD: u8 = 2;
+pub(crate) const FRESH: u8 = 0;
+pub(crate) const LIVE: u8 = 1;
+pub(crate) const DEAD: u8 = 2;
+/// Being registered: allocations nested in the registration (the exit hook's
+/// `calloc`, `pthread_atfork`'s) are served without the cache.
+pub(crate) const REGISTERING: u8 = 3;
 
 /// One class's pair of magazines.
 ///
 /// Invariant: `loaded` and `previous` are the sentinel or magazines of this
 /// class owned by this cache; `previous` is always empty or full (Bonwick).
-/// Atomic only so statistics can read them from other threads (relaxed).
+/// Atomic so statistics can read them and the purger can take them from an idle
+/// thread (see the module notes).
 pub(crate) struct ClassCache {
     pub(crate) loaded: AtomicPtr<Magazine>,
     pub(crate) previous: AtomicPtr<Magazine>,
+    /// Rounds of this class in the cache's `stolen` list (statistics).
+    pub(crate) stolen_rounds: AtomicU32,
 }
 
 /// A thread's cache.
 pub(crate) struct ThreadCache {
     pub(crate) classes: [ClassCache; NUM_CLASSES],
-    state: Cell<u8>,
+    pub(crate) state: Cell<u8>,
     ticks: Cell<u32>,
-    /// Registry links, guarded by `HEAP.registry`.
+    /// The purger's epoch at this thread's latest slow path (written by the
+    /// owner, read by the purger to tell an idle thread).
+    pub(crate) active_epoch: AtomicU64,
+    /// Magazines the purger took from this thread while it was idle, linked
+    /// through `next`; the owner flushes them on its next slow path.
+    pub(crate) stolen: AtomicPtr<Magazine>,
+    /// Registry links: part of the list headed by `HEAP.registry`, read and
+    /// written only with it held.
     pub(crate) next: Cell<*const ThreadCache>,
-    prev: Cell<*const ThreadCache>,
+    pub(crate) prev: Cell<*const ThreadCache>,
 }
 
 impl ThreadCache {
@@ -60,10 +84,13 @@ impl ThreadCache {
                 ClassCache {
                     loaded: AtomicPtr::new(ptr::addr_of!(SENTINEL.0).cast_mut()),
                     previous: AtomicPtr::new(ptr::addr_of!(SENTINEL.0).cast_mut()),
+                    stolen_rounds: AtomicU32::new(0),
                 }
             }; NUM_CLASSES],
             state: Cell::new(FRESH),
             ticks: Cell::new(0),
+            active_epoch: AtomicU64::new(0),
+            stolen: AtomicPtr::new(ptr::null_mut()),
             next: Cell::new(ptr::null()),
             prev: Cell::new(ptr::null()),
         }
@@ -71,31 +98,7 @@ impl ThreadCache {
 }
 
 thread_local! {
-    static CACHE: ThreadCache = const { ThreadCache::new() };
-    static EXIT: ExitGuard = const { ExitGuard };
-}
-
-/// Head of the registry of live caches (guarded by `HEAP.registry`).
-struct RegistryHead(Cell<*const ThreadCache>);
-// SAFETY: only accessed with `HEAP.registry` held.
-unsafe impl Sync for RegistryHead {}
-static REGISTRY: RegistryHead = RegistryHead(Cell::new(ptr::null()));
-
-/// Flushes the thread's cache when the thread exits.
-struct ExitGuard;
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        CACHE.with(|tc| {
-            // An exiting thread's cached objects go back to their slabs (not to the
-            // depot, where nothing may ever ask for them again), so their memory can
-            // be purged; then the periodic depot trim gets a chance to run.
-            flush_to_slabs(tc);
-            tc.state.set(DEAD);
-            unregister(tc);
-        });
-        HEAP.maybe_trim();
-    }
+    pub(crate) static CACHE: ThreadCache = const { ThreadCache::new() };
 }
 
 /// Pops an object of `class` from the calling thread's cache (the fast path).
@@ -104,7 +107,7 @@ pub(crate) fn alloc(class: usize) -> *mut u8 {
     CACHE.with(|tc| {
         // SAFETY: `class < NUM_CLASSES` (callers derive it from the class table).
         let cc = unsafe { tc.classes.get_unchecked(class) };
-        // Relaxed: only this thread writes its cache (see ClassCache).
+        // Relaxed: only this thread touches the magazine's rounds (module notes).
         let m = cc.loaded.load(Ordering::Relaxed);
         // SAFETY: `m` is the sentinel or a magazine owned by this cache.
         unsafe {
@@ -149,69 +152,38 @@ fn ensure_live(tc: &ThreadCache) -> bool {
         LIVE => {
             let t = tc.ticks.get().wrapping_add(1);
             tc.ticks.set(t);
+            // Relaxed: a hint for the purger (an idle thread's magazines may be
+            // taken; one taken from a busy thread costs it one slow path).
+            tc.active_epoch
+                .store(super::purger::epoch(), Ordering::Relaxed);
+            // Relaxed: a hint; the list itself is taken with Acquire.
+            if !tc.stolen.load(Ordering::Relaxed).is_null() {
+                super::idle::reclaim(tc);
+            }
             if t.is_multiple_of(64) {
                 HEAP.maybe_trim();
             }
             true
         }
-        FRESH => register(tc),
+        FRESH => super::cache_registry::register(tc),
         _ => false,
     }
 }
 
-#[cold]
-fn register(tc: &ThreadCache) -> bool {
-    crate::options::init();
-    super::fork::install();
-    // Touching EXIT registers its destructor; if TLS is already being torn down
-    // this fails and the thread stays uncached.
-    if EXIT.try_with(|_| ()).is_err() {
-        tc.state.set(DEAD);
-        return false;
-    }
-    let _g = HEAP.registry.guard();
-    let head = REGISTRY.0.get();
-    tc.next.set(head);
-    tc.prev.set(ptr::null());
-    if !head.is_null() {
-        // SAFETY: registry lock held; registered caches are live TLS blocks
-        // (a thread unregisters before its TLS goes away).
-        unsafe { (*head).prev.set(tc) };
-    }
-    REGISTRY.0.set(tc);
-    tc.state.set(LIVE);
-    true
+/// Takes a slot's magazine for the owner's slow path (see the module notes).
+#[inline]
+fn take(slot: &AtomicPtr<Magazine>) -> *mut Magazine {
+    // Relaxed: the swap only decides who gets the magazine; nothing the purger
+    // wrote is read through it (its `stolen` list is read with Acquire).
+    slot.swap(sentinel(), Ordering::Relaxed)
 }
 
-fn unregister(tc: &ThreadCache) {
-    let _g = HEAP.registry.guard();
-    let (p, n) = (tc.prev.get(), tc.next.get());
-    // SAFETY: registry lock held; neighbours are live registered caches.
-    unsafe {
-        if p.is_null() {
-            if ptr::eq(REGISTRY.0.get(), tc) {
-                REGISTRY.0.set(n);
-            }
-        } else {
-            (*p).next.set(n);
-        }
-        if !n.is_null() {
-            (*n).prev.set(p);
-        }
-    }
-}
-
-/// Calls `f` on every live cache, with the registry lock held.
-pub(crate) fn for_each_cache(mut f: impl FnMut(&ThreadCache)) {
-    let _g = HEAP.registry.guard();
-    let mut c = REGISTRY.0.get();
-    while !c.is_null() {
-        // SAFETY: registry lock held; registered caches are live.
-        unsafe {
-            f(&*c);
-            c = (*c).next.get();
-        }
-    }
+/// Stores a magazine back into a slot, publishing the owner's writes to it
+/// (`next` included) to a purger that may take it.
+#[inline]
+fn put_back(slot: &AtomicPtr<Magazine>, m: *mut Magazine) {
+    // Release: pairs with the purger's Acquire swap.
+    slot.store(m, Ordering::Release);
 }
 
 #[cold]
@@ -221,18 +193,20 @@ fn alloc_slow(tc: &ThreadCache, class: usize) -> *mut u8 {
         return HEAP.alloc_direct(class);
     }
     let cc = &tc.classes[class];
-    // Relaxed: own cache.
-    let loaded = cc.loaded.load(Ordering::Relaxed);
-    let previous = cc.previous.load(Ordering::Relaxed);
-    // SAFETY: `loaded`/`previous` are owned by this cache (ClassCache invariant);
-    // magazines obtained from the depot or pool become ours.
+    let loaded = take(&cc.loaded);
+    let previous = take(&cc.previous);
+    // SAFETY: `loaded`/`previous` are owned by this cache and taken out of their
+    // slots (ClassCache invariant, module notes); magazines obtained from the
+    // depot or pool become ours.
     unsafe {
         // 1. The previous magazine is full: swap.
         if (*previous).cap != 0 && (*previous).is_full() {
-            cc.loaded.store(previous, Ordering::Relaxed);
-            cc.previous.store(loaded, Ordering::Relaxed);
-            return pop(previous);
+            let p = pop(previous);
+            put_back(&cc.loaded, previous);
+            put_back(&cc.previous, loaded);
+            return p;
         }
+        put_back(&cc.previous, previous);
         // 2. A full magazine from the depot, for our empty loaded one.
         let give = if loaded == sentinel() {
             ptr::null_mut()
@@ -241,8 +215,9 @@ fn alloc_slow(tc: &ThreadCache, class: usize) -> *mut u8 {
         };
         let full = HEAP.depots[class].exchange_for_full(give);
         if !full.is_null() {
-            cc.loaded.store(full, Ordering::Relaxed);
-            return pop(full);
+            let p = pop(full);
+            put_back(&cc.loaded, full);
+            return p;
         }
         // 3. Fill a magazine from the slabs.
         let m = if loaded == sentinel() {
@@ -253,11 +228,11 @@ fn alloc_slow(tc: &ThreadCache, class: usize) -> *mut u8 {
         if m.is_null() {
             return HEAP.alloc_direct(class);
         }
-        cc.loaded.store(m, Ordering::Relaxed);
         let cap = (*m).cap as usize;
         let n =
             HEAP.central[class].alloc_batch(class, &HEAP.segments, &mut (&mut (*m).rounds)[..cap]);
         if n == 0 {
+            put_back(&cc.loaded, m);
             return ptr::null_mut();
         }
         // The slab hands objects out in ascending address order; pops take the
@@ -265,7 +240,9 @@ fn alloc_slow(tc: &ThreadCache, class: usize) -> *mut u8 {
         // freshly allocated objects then moves forward through memory).
         (&mut (*m).rounds)[..n].reverse();
         (*m).set_len(n);
-        pop(m)
+        let p = pop(m);
+        put_back(&cc.loaded, m);
+        p
     }
 }
 
@@ -293,6 +270,12 @@ unsafe fn push(m: *mut Magazine, p: *mut u8) {
     }
 }
 
+/// The free path when the loaded magazine is full (or the cache is not live):
+/// swaps magazines, trades a full one with the depot, or frees to the slabs.
+///
+/// # Safety
+/// `tc` is the calling thread's cache; `p` is the start of an object of
+/// `class` that is no longer used (and is in no magazine).
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(tc: &ThreadCache, class: usize, p: *mut u8) {
@@ -302,30 +285,34 @@ unsafe fn free_slow(tc: &ThreadCache, class: usize, p: *mut u8) {
         return;
     }
     let cc = &tc.classes[class];
-    // Relaxed: own cache.
-    let loaded = cc.loaded.load(Ordering::Relaxed);
-    let previous = cc.previous.load(Ordering::Relaxed);
+    let loaded = take(&cc.loaded);
+    let previous = take(&cc.previous);
     // SAFETY: as in `alloc_slow`; `p` is a free object of `class` (caller).
     unsafe {
         // 1. The previous magazine is empty: swap.
         if (*previous).cap != 0 && (*previous).len() == 0 {
-            cc.loaded.store(previous, Ordering::Relaxed);
-            cc.previous.store(loaded, Ordering::Relaxed);
             push(previous, p);
+            put_back(&cc.loaded, previous);
+            put_back(&cc.previous, loaded);
             return;
         }
         // 2. Loaded is full (or the sentinel). Hand a full magazine to the depot
         //    and get an empty one back.
-        let empty = if loaded == sentinel() {
-            ptr::null_mut()
+        let (empty, older) = if loaded == sentinel() {
+            (ptr::null_mut(), previous)
         } else if previous == sentinel() {
-            cc.previous.store(loaded, Ordering::Relaxed);
-            ptr::null_mut()
+            (ptr::null_mut(), loaded)
+        } else if HEAP.depot_is_full(class) {
+            // The depot holds enough of this class: the older full magazine's
+            // objects go home to their slabs, and it is reused empty.
+            HEAP.flush_magazine(class, previous);
+            (previous, loaded)
         } else {
             let e = HEAP.depots[class].exchange_for_empty(previous);
-            cc.previous.store(loaded, Ordering::Relaxed);
-            e
+            crate::sys::purge_signal::notify();
+            (e, loaded)
         };
+        put_back(&cc.previous, older);
         let empty = if empty.is_null() {
             HEAP.pool.get(magazine_cap(class))
         } else {
@@ -333,22 +320,21 @@ unsafe fn free_slow(tc: &ThreadCache, class: usize, p: *mut u8) {
         };
         if empty.is_null() {
             // No memory even for a magazine: free straight to the slab.
-            cc.loaded.store(sentinel(), Ordering::Relaxed);
             HEAP.free_direct(class, p);
             return;
         }
-        cc.loaded.store(empty, Ordering::Relaxed);
         push(empty, p);
+        put_back(&cc.loaded, empty);
     }
 }
 
 /// Returns every magazine of the cache to the depot (partial ones are first
 /// emptied into the slabs). The cache stays usable.
 pub(crate) fn flush(tc: &ThreadCache) {
+    super::idle::reclaim(tc);
     for (class, cc) in tc.classes.iter().enumerate() {
         for slot in [&cc.loaded, &cc.previous] {
-            // Relaxed: own cache.
-            let m = slot.swap(sentinel(), Ordering::Relaxed);
+            let m = take(slot);
             if m == sentinel() {
                 continue;
             }
@@ -362,15 +348,16 @@ pub(crate) fn flush(tc: &ThreadCache) {
             }
         }
     }
+    crate::sys::purge_signal::notify();
 }
 
 /// Empties every magazine of the cache into the slabs and returns the
 /// magazines (now empty) to the depot.
-fn flush_to_slabs(tc: &ThreadCache) {
+pub(crate) fn flush_to_slabs(tc: &ThreadCache) {
+    super::idle::reclaim(tc);
     for (class, cc) in tc.classes.iter().enumerate() {
         for slot in [&cc.loaded, &cc.previous] {
-            // Relaxed: own cache.
-            let m = slot.swap(sentinel(), Ordering::Relaxed);
+            let m = take(slot);
             if m == sentinel() {
                 continue;
             }
@@ -381,6 +368,7 @@ fn flush_to_slabs(tc: &ThreadCache) {
             }
         }
     }
+    crate::sys::purge_signal::notify();
 }
 
 /// Flushes the calling thread's cache (used by `purge`).

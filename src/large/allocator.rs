@@ -1,8 +1,9 @@
 //! [`LargeObjectAllocator`]: the public type. Each operation takes the lock
 //! for a few table updates ([`state`](super::state)) and makes its system calls —
 //! mmap on a miss, munmap of evicted blocks, madvise — after releasing it. Only
-//! the `mremap` of a growing block (see `realloc_block`) and the rare growth of
-//! the registry's own tables run under the lock.
+//! the `mremap` of a growing block (see `realloc_block`), the decay's
+//! `MADV_FREE` of cached blocks (see `State::expire`) and the rare growth of the
+//! registry's own tables run under the lock.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -13,7 +14,7 @@ use super::mapping::{self, Batch, round_up};
 use super::state::State;
 use super::stats::{Counters, LargeStats};
 use crate::error::{Error, Result};
-use crate::sync::{RawLock, UnsafeCell};
+use crate::sync::Lock;
 use crate::sys::{self, Advice};
 
 /// The large-object allocator: page-granular blocks mapped directly from the
@@ -43,18 +44,10 @@ use crate::sys::{self, Advice};
 /// ```
 #[derive(Debug)]
 pub struct LargeObjectAllocator {
-    lock: RawLock,
-    state: UnsafeCell<State>,
+    state: Lock<State>,
     counters: Counters,
     config: Config,
 }
-
-// SAFETY: `state` is only reached through `locked`, which holds `lock`; the
-// counters are atomics; `config` is immutable. The tables and mappings have no
-// thread affinity.
-unsafe impl Sync for LargeObjectAllocator {}
-// SAFETY: as above; moving the value moves ownership of its mappings.
-unsafe impl Send for LargeObjectAllocator {}
 
 /// The instance behind `RustyAlloc`.
 pub(crate) static GLOBAL: LargeObjectAllocator = LargeObjectAllocator::new();
@@ -79,8 +72,7 @@ impl LargeObjectAllocator {
 
     pub(crate) const fn with_config(config: Config) -> Self {
         Self {
-            lock: RawLock::new(),
-            state: UnsafeCell::new(State::new()),
+            state: Lock::new(State::new()),
             counters: Counters::new(),
             config,
         }
@@ -105,18 +97,13 @@ impl LargeObjectAllocator {
     /// Runs `f` on the state with the lock held (resolving the limits first).
     #[inline(always)]
     fn locked<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let _guard = self.lock.guard();
-        self.state.with_mut(|s| {
-            // SAFETY: the lock is held for the whole closure, so this is the only
-            // reference to the state.
-            let s = unsafe { &mut *s };
-            if !s.ready {
-                s.limits = self.config.resolve();
-                s.ready = true;
-                s.tick();
-            }
-            f(s)
-        })
+        let mut s = self.state.lock();
+        if !s.ready {
+            s.limits = self.config.resolve();
+            s.ready = true;
+            s.tick();
+        }
+        f(&mut s)
     }
 
     /// A block for `layout` (any size, rounded up to whole pages).
@@ -258,6 +245,8 @@ impl LargeObjectAllocator {
         // lock; nobody can reach them any more.
         unsafe { batch.unmap_all(&self.counters) };
         if found {
+            // The block may sit in the cache now: something for the purger.
+            crate::sys::purge_signal::notify();
             Ok(())
         } else {
             Err(Error::UnknownRange {
@@ -460,11 +449,19 @@ impl LargeObjectAllocator {
         self.drain(false)
     }
 
-    /// Unmaps cached blocks older than the decay delay; returns the bytes
-    /// returned to the OS. Freeing blocks runs this every 64 frees; call it from
-    /// a timer or a pressure callback to return memory while the program is idle.
+    /// Runs the cache's decay: blocks cached longer than the purge delay are
+    /// given back lazily (`MADV_FREE`), blocks cached longer than the purge and
+    /// muzzy delays together are unmapped; returns the bytes unmapped. Freeing
+    /// blocks runs this every 64 frees, and RustyAlloc's background purger on
+    /// its ticks; call it from a timer or a pressure callback to return memory
+    /// while the program is idle.
     pub fn decay(&self) -> usize {
         self.drain(true)
+    }
+
+    /// Whether any freed block is cached.
+    pub(crate) fn has_cached(&self) -> bool {
+        self.locked(|s| s.has_cached())
     }
 
     fn drain(&self, expired_only: bool) -> usize {
@@ -496,17 +493,17 @@ impl LargeObjectAllocator {
 
     /// Takes the lock before `fork` (see `global::fork`).
     pub(crate) fn fork_prepare(&self) {
-        self.lock.lock();
+        self.state.raw().lock();
     }
 
     /// Releases it in the parent.
     pub(crate) fn fork_parent(&self) {
-        self.lock.unlock();
+        self.state.raw().unlock();
     }
 
     /// Resets it in the child, whose other threads are gone.
     pub(crate) fn fork_child(&self) {
-        self.lock.reset_in_child();
+        self.state.raw().reset_in_child();
     }
 }
 
@@ -515,11 +512,9 @@ impl Drop for LargeObjectAllocator {
     /// pointers to them stay valid.
     fn drop(&mut self) {
         self.purge();
-        self.state.with_mut(|s| {
-            // SAFETY: `&mut self`: no other reference to the state exists, and the
-            // registry is not used after this.
-            unsafe { (*s).reg.release() }
-        });
+        // SAFETY: `&mut self`: no other reference to the state exists, and the
+        // registry is not used after this.
+        unsafe { self.state.lock().reg.release() };
     }
 }
 

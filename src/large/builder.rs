@@ -7,8 +7,9 @@
 //! | setting | variable | default |
 //! |---|---|---|
 //! | threshold | `RUSTYDB_MEM_LARGE_THRESHOLD` (64k–256k) | 256 KiB |
-//! | decay delay | `RUSTYDB_MEM_PURGE_DELAY_MS` | 1000 ms |
-//! | cache bytes | `RUSTYDB_MEM_LARGE_CACHE` (`0` disables the cache) | 256 MiB |
+//! | dirty decay (then `MADV_FREE`) | `RUSTYDB_MEM_PURGE_DELAY_MS` | 500 ms |
+//! | muzzy decay (then unmapped) | `RUSTYDB_MEM_MUZZY_DELAY_MS` | 500 ms |
+//! | cache bytes | `RUSTYDB_MEM_LARGE_CACHE` (`0` disables the cache) | 256 MiB, and at most the live large bytes (at least 32 MiB) |
 //! | huge pages | `RUSTYDB_MEM_LARGE_HUGE`: `0` never, `1` transparent, `2m`, `1g` | never |
 //! | cache entries | — | 128 |
 //! | largest cached block | — | cache bytes ÷ 4 |
@@ -32,6 +33,7 @@ pub(crate) struct Config {
     cache_entries: Option<usize>,
     cache_block: Option<usize>,
     delay_ns: Option<u64>,
+    muzzy_ns: Option<u64>,
 }
 
 impl Config {
@@ -43,6 +45,7 @@ impl Config {
         cache_entries: None,
         cache_block: None,
         delay_ns: None,
+        muzzy_ns: None,
     };
 
     /// The threshold, without taking any lock.
@@ -77,6 +80,7 @@ impl Config {
             },
             max_block: self.cache_block.unwrap_or(max_bytes / 4),
             delay_ns: self.delay_ns.unwrap_or_else(crate::options::purge_delay_ns),
+            muzzy_ns: self.muzzy_ns.unwrap_or_else(crate::options::muzzy_delay_ns),
         }
     }
 }
@@ -94,8 +98,10 @@ pub(crate) struct Limits {
     pub(crate) max_entries: usize,
     /// Largest block the cache keeps.
     pub(crate) max_block: usize,
-    /// Age (ns) after which a cached block is unmapped.
+    /// Age (ns) after which a cached block is given back lazily (`MADV_FREE`).
     pub(crate) delay_ns: u64,
+    /// Further age (ns) after which it is unmapped.
+    pub(crate) muzzy_ns: u64,
 }
 
 impl Limits {
@@ -107,6 +113,7 @@ impl Limits {
         max_entries: 0,
         max_block: 0,
         delay_ns: 0,
+        muzzy_ns: 0,
     };
 }
 
@@ -169,21 +176,34 @@ impl LargeObjectAllocatorBuilder {
         self
     }
 
-    /// How long a freed block stays cached before it is unmapped (checked as
-    /// blocks are freed and by [`LargeObjectAllocator::decay`]).
+    /// How long a freed block stays cached as it is before it is given back
+    /// lazily with `MADV_FREE` (checked as blocks are freed and by
+    /// [`LargeObjectAllocator::decay`]).
     pub const fn purge_delay(mut self, delay: Duration) -> Self {
-        let ns = delay.as_nanos();
-        self.config.delay_ns = Some(if ns > u64::MAX as u128 {
-            u64::MAX
-        } else {
-            ns as u64
-        });
+        self.config.delay_ns = Some(nanos(delay));
+        self
+    }
+
+    /// How long after the purge delay a cached block is unmapped (0: at the
+    /// purge delay, without `MADV_FREE` first).
+    pub const fn muzzy_delay(mut self, delay: Duration) -> Self {
+        self.config.muzzy_ns = Some(nanos(delay));
         self
     }
 
     /// The allocator.
     pub const fn build(self) -> LargeObjectAllocator {
         LargeObjectAllocator::with_config(self.config)
+    }
+}
+
+/// `d` in nanoseconds, saturating.
+const fn nanos(d: Duration) -> u64 {
+    let ns = d.as_nanos();
+    if ns > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        ns as u64
     }
 }
 

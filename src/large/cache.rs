@@ -72,6 +72,7 @@ impl Cache {
         e.state = Use::Cached;
         e.size = 0;
         e.stamp = now;
+        e.lazy = false;
         e.prev = NIL;
         e.next = head;
         e.newer = NIL;

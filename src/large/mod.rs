@@ -75,10 +75,14 @@ pub(crate) fn purge() {
     GLOBAL.purge();
 }
 
-/// Unmaps the process-wide instance's cached mappings older than the decay delay
-/// (for a periodic trimmer).
+/// Runs the process-wide instance's cache decay (for a periodic trimmer).
 pub(crate) fn decay() {
     GLOBAL.decay();
+}
+
+/// Whether the process-wide instance caches any freed block.
+pub(crate) fn has_cached() -> bool {
+    GLOBAL.has_cached()
 }
 
 /// Figures of the process-wide instance.

@@ -43,6 +43,8 @@ pub(crate) struct Entry {
     pub(crate) size: usize,
     /// When it entered the cache (coarse clock, ns).
     pub(crate) stamp: u64,
+    /// Cached and given back lazily (`MADV_FREE`) by the decay.
+    pub(crate) lazy: bool,
     /// Cache bucket list links; `next` also chains free slots.
     pub(crate) prev: u32,
     pub(crate) next: u32,
@@ -62,6 +64,7 @@ impl Entry {
             len,
             size,
             stamp: 0,
+            lazy: false,
             prev: NIL,
             next: NIL,
             older: NIL,

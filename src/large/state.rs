@@ -15,6 +15,9 @@ use super::stats::LargeStats;
 /// Frees between two readings of the clock (the decay check rides on them).
 const CLOCK_EVERY: u32 = 64;
 
+/// The cache may always hold this much, however few large bytes are live.
+const LIVE_FLOOR: usize = 32 << 20;
+
 /// Everything guarded by the allocator's lock.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -38,6 +41,7 @@ pub(crate) struct State {
     evictions: u64,
     decayed: u64,
     purged: u64,
+    lazily_freed: u64,
 }
 
 impl State {
@@ -60,6 +64,7 @@ impl State {
             evictions: 0,
             decayed: 0,
             purged: 0,
+            lazily_freed: 0,
         }
     }
 
@@ -150,7 +155,8 @@ impl State {
         if e.len <= l.max_block && l.max_entries != 0 {
             let idx = self.merge(idx);
             let len = self.reg.get(idx).len;
-            while self.cache.count >= l.max_entries || self.cache.bytes + len > l.max_bytes {
+            let max_bytes = self.cache_bound();
+            while self.cache.count >= l.max_entries || self.cache.bytes + len > max_bytes {
                 match self.cache.oldest() {
                     Some(old) if batch.has_room() => {
                         self.drop_cached(old, batch);
@@ -159,7 +165,7 @@ impl State {
                     _ => break,
                 }
             }
-            if self.cache.count < l.max_entries && self.cache.bytes + len <= l.max_bytes {
+            if self.cache.count < l.max_entries && self.cache.bytes + len <= max_bytes {
                 self.cache.push(&mut self.reg, idx, self.clock);
             } else {
                 self.forget(idx, batch);
@@ -173,6 +179,14 @@ impl State {
             self.tick();
             self.expire(batch);
         }
+    }
+
+    /// The most bytes the cache may hold now: the configured bound, but no more
+    /// than the live large bytes (at least [`LIVE_FLOOR`]) — a program that
+    /// frees its large blocks keeps at most as much cached as it still uses.
+    #[inline]
+    fn cache_bound(&self) -> usize {
+        self.limits.max_bytes.min(self.live_mapped.max(LIVE_FLOOR))
     }
 
     /// Joins entry `idx` (just freed, on no list) with the cached blocks right
@@ -225,12 +239,19 @@ impl State {
         batch.push(e.addr, e.len);
     }
 
-    /// Moves cached blocks older than the decay delay into `batch` (as many as
-    /// fit); returns whether any expired block is left.
+    /// The decay of the cache, oldest blocks first: a block cached for the
+    /// dirty delay is given back lazily (`MADV_FREE`, under the lock: a block
+    /// another thread could take meanwhile must not be advised outside it); one
+    /// cached for the muzzy delay more goes into `batch` to be unmapped (as many
+    /// as fit). With a muzzy delay of 0, blocks go to `batch` at the dirty delay.
+    /// Returns whether any expired block is left.
     pub(crate) fn expire(&mut self, batch: &mut Batch) -> bool {
+        let (dirty, muzzy) = (self.limits.delay_ns, self.limits.muzzy_ns);
         while let Some(old) = self.cache.oldest() {
-            if self.reg.get(old).stamp.saturating_add(self.limits.delay_ns) > self.clock {
-                return false;
+            let e = *self.reg.get(old);
+            let age = self.clock.saturating_sub(e.stamp);
+            if age < dirty.saturating_add(muzzy) {
+                break;
             }
             if !batch.has_room() {
                 return true;
@@ -238,7 +259,32 @@ impl State {
             self.drop_cached(old, batch);
             self.decayed += 1;
         }
+        if muzzy != 0 {
+            // Blocks between the two delays, newest last: make them muzzy.
+            let mut i = self.cache.oldest();
+            while let Some(idx) = i {
+                let e = *self.reg.get(idx);
+                if self.clock.saturating_sub(e.stamp) < dirty {
+                    break;
+                }
+                if !e.lazy {
+                    // SAFETY: a cached block: mapped, ours, and nobody uses its
+                    // contents (a reuse overwrites or clears them).
+                    unsafe {
+                        crate::sys::advise(e.addr as *mut u8, e.len, crate::sys::Advice::Free)
+                    };
+                    self.reg.get_mut(idx).lazy = true;
+                    self.lazily_freed += e.len as u64;
+                }
+                i = (e.newer != super::registry::NIL).then_some(e.newer);
+            }
+        }
         false
+    }
+
+    /// Whether any block is cached (the background purger's hint).
+    pub(crate) fn has_cached(&self) -> bool {
+        self.cache.count != 0
     }
 
     /// Moves cached blocks, oldest first, into `batch` (as many as fit);
@@ -270,6 +316,7 @@ impl State {
             cache_evictions: self.evictions,
             cache_decayed: self.decayed,
             cache_purged: self.purged,
+            cache_lazily_freed_bytes: self.lazily_freed,
             ..LargeStats::default()
         }
     }

@@ -8,6 +8,7 @@ use crate::sync::{AtomicU64, Ordering};
 /// Block figures (`live` … `bytes_cached`) are read under the allocator's lock
 /// and are consistent with each other; the call counters are read without it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LargeStats {
     /// Live large blocks.
     pub live: usize,
@@ -32,10 +33,14 @@ pub struct LargeStats {
     pub cache_merges: u64,
     /// Cached blocks unmapped to keep the cache within its bounds.
     pub cache_evictions: u64,
-    /// Cached blocks unmapped because they were older than the decay delay.
+    /// Cached blocks unmapped because they were older than the dirty and muzzy
+    /// delays together.
     pub cache_decayed: u64,
     /// Cached blocks unmapped by [`purge`](super::LargeObjectAllocator::purge).
     pub cache_purged: u64,
+    /// Bytes of cached blocks given back lazily (`MADV_FREE`) after the dirty
+    /// delay, while they stayed cached.
+    pub cache_lazily_freed_bytes: u64,
     /// `mmap` calls for blocks (failed hugetlb attempts included).
     pub mmap_calls: u64,
     /// `munmap` calls for blocks (trims of over-aligned mappings included).

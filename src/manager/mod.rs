@@ -14,6 +14,7 @@
 //! eviction from the buffer pool; Emergency: reject new allocations".
 
 mod stats;
+mod stats_report;
 
 #[cfg(feature = "prometheus")]
 mod prometheus;
@@ -88,6 +89,21 @@ impl<A: core::alloc::GlobalAlloc + Send + Sync> DebugSource for DebugAlloc<A> {
 type PoolList = Arc<Mutex<Vec<Weak<dyn Reclaimable>>>>;
 
 /// The facade: pressure, reclaimers, statistics.
+///
+/// One per process ([`global`](Self::global) or [`install`](Self::install)):
+/// it owns a [`PressureManager`] with the crate's reclaimers registered
+/// (context chunks, `RustyAlloc` purge, the large-object cache, registered
+/// buffer pools) and returns one [`MemoryStats`] snapshot.
+///
+/// ```
+/// use rustydb_memory::{MemoryManager, PressureLevel};
+///
+/// let mm = MemoryManager::global();
+/// let stats = mm.stats();
+/// assert!(stats.rss > 0);
+/// assert_eq!(stats.pressure.level, mm.pressure().level());
+/// assert!(mm.check_now() <= PressureLevel::Emergency);
+/// ```
 pub struct MemoryManager {
     pressure: PressureManager,
     pools: PoolList,
@@ -229,6 +245,22 @@ impl MemoryManager {
 
     /// Installs `builder`'s manager as the process-wide one; `Err` if one exists
     /// already or the configuration is invalid.
+    ///
+    /// ```
+    /// use rustydb_memory::MemoryManager;
+    /// use std::time::Duration;
+    ///
+    /// let mm = MemoryManager::install(
+    ///     MemoryManager::builder()
+    ///         .budget(8 << 30) // 8 GiB
+    ///         .interval(Duration::from_millis(250)),
+    /// )?;
+    /// assert_eq!(mm.pressure().budget(), 8 << 30);
+    /// assert!(std::ptr::eq(mm, MemoryManager::global()));
+    /// // Only one per process.
+    /// assert!(MemoryManager::install(MemoryManager::builder()).is_err());
+    /// # Ok::<(), rustydb_memory::Error>(())
+    /// ```
     pub fn install(builder: MemoryManagerBuilder) -> Result<&'static MemoryManager> {
         let m = builder.build()?;
         GLOBAL.set(m).map_err(|_| crate::Error::InvalidConfig {
@@ -275,6 +307,15 @@ impl MemoryManager {
     }
 
     /// Samples usage and runs reclaimers as the level requires.
+    ///
+    /// ```
+    /// use rustydb_memory::{MemoryManager, PressureLevel};
+    ///
+    /// let mm = MemoryManager::builder().budget(u64::MAX / 2).monitor(false).build()?;
+    /// assert_eq!(mm.check_now(), PressureLevel::Normal); // far under the budget
+    /// assert_eq!(mm.pressure().stats().checks, 1);
+    /// # Ok::<(), rustydb_memory::Error>(())
+    /// ```
     pub fn check_now(&self) -> PressureLevel {
         self.pressure.check_now()
     }
@@ -285,6 +326,16 @@ impl MemoryManager {
     }
 
     /// One snapshot of everything.
+    ///
+    /// ```
+    /// use rustydb_memory::{MemoryContext, MemoryManager};
+    ///
+    /// let ctx = MemoryContext::root("doc-example");
+    /// ctx.alloc_str("hello");
+    /// let stats = MemoryManager::global().stats();
+    /// assert!(stats.contexts.iter().any(|c| c.name == "doc-example" && c.used >= 5));
+    /// assert!(stats.mapped >= stats.allocator.bytes_mapped as u64);
+    /// ```
     pub fn stats(&self) -> MemoryStats {
         stats::collect(self)
     }

@@ -32,6 +32,7 @@ pub struct PoolStats {
 /// - `fragmentation`: `mapped ÷ in_use` (1.0 = every mapped byte in use; 0 when
 ///   nothing is in use).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemoryStats {
     /// `RustyAlloc`'s figures.
     pub allocator: AllocStats,

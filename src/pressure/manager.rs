@@ -10,7 +10,12 @@ use std::time::Duration;
 use super::level::{PressureLevel, Thresholds};
 use super::monitor::Monitor;
 use super::signal;
+use crossbeam_utils::atomic::AtomicCell;
+
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, RwLock, lock};
+
+// The level is one byte: `AtomicCell` keeps it in an atomic, with no lock.
+const _: () = assert!(AtomicCell::<PressureLevel>::is_lock_free());
 use crate::{Error, Result, sys};
 
 /// A monotonic clock, injectable for tests.
@@ -180,7 +185,8 @@ pub(crate) struct Shared {
     source: UsageSource,
     clock: Arc<dyn Clock>,
     consumers: Option<Arc<dyn Fn() -> Vec<Consumer> + Send + Sync>>,
-    level: AtomicU64,
+    /// The current level (a one-byte `AtomicCell`: a plain atomic byte).
+    level: AtomicCell<PressureLevel>,
     usage: AtomicU64,
     regs: Mutex<Vec<Arc<Registration>>>,
     next_id: AtomicU64,
@@ -291,7 +297,7 @@ impl PressureManagerBuilder {
             source: self.source,
             clock: self.clock,
             consumers: self.consumers,
-            level: AtomicU64::new(PressureLevel::Normal as u64),
+            level: AtomicCell::new(PressureLevel::Normal),
             usage: AtomicU64::new(0),
             regs: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -430,6 +436,24 @@ impl PressureManager {
 
     /// Samples usage now, updates the level, runs reclaimers as the level
     /// requires, and returns the resulting level.
+    ///
+    /// ```
+    /// use rustydb_memory::{PressureLevel, PressureManager};
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// let usage = Arc::new(AtomicU64::new(500));
+    /// let reading = usage.clone();
+    /// let pm = PressureManager::builder()
+    ///     .budget(1000)
+    ///     .usage_fn(move || reading.load(Ordering::Relaxed))
+    ///     .monitor(false)
+    ///     .build()?;
+    /// assert_eq!(pm.check_now(), PressureLevel::Normal);
+    /// usage.store(920, Ordering::Relaxed); // 92 % of the budget
+    /// assert_eq!(pm.check_now(), PressureLevel::Critical);
+    /// # Ok::<(), rustydb_memory::Error>(())
+    /// ```
     pub fn check_now(&self) -> PressureLevel {
         self.shared.check_now()
     }
@@ -464,6 +488,21 @@ impl PressureManager {
 
     /// Admission control for fallible paths: `Err(MemoryPressure)` at Emergency,
     /// or when `bytes` more would reach the Emergency threshold.
+    ///
+    /// ```
+    /// use rustydb_memory::{Error, PressureManager};
+    ///
+    /// let pm = PressureManager::builder()
+    ///     .budget(1000)
+    ///     .usage_fn(|| 900) // 90 %: Critical
+    ///     .monitor(false)
+    ///     .build()?;
+    /// pm.check_now();
+    /// assert!(pm.admit(10).is_ok()); // 910 < 950 (Emergency at 95 %)
+    /// assert!(matches!(pm.admit(60), Err(Error::MemoryPressure { .. })));
+    /// assert_eq!(pm.stats().rejected, 1);
+    /// # Ok::<(), rustydb_memory::Error>(())
+    /// ```
     pub fn admit(&self, bytes: usize) -> Result<()> {
         self.shared.admit(bytes)
     }
@@ -500,8 +539,8 @@ impl PressureManager {
 
 impl Shared {
     fn level(&self) -> PressureLevel {
-        // Relaxed: a reading; transitions are serialised by `check`.
-        PressureLevel::ALL[self.level.load(Ordering::Relaxed) as usize]
+        // A reading (Acquire); transitions are serialised by `check`.
+        self.level.load()
     }
 
     fn admit(&self, bytes: usize) -> Result<()> {
@@ -532,6 +571,7 @@ impl Shared {
 
     pub(crate) fn check_now(&self) -> PressureLevel {
         let _g = lock(&self.check);
+        crate::events::poll();
         // Relaxed: statistics.
         self.checks.fetch_add(1, Ordering::Relaxed);
         let usage = self.sample();
@@ -560,8 +600,8 @@ impl Shared {
     }
 
     fn set_level(&self, l: PressureLevel) {
-        // Relaxed: readers only need the value; `check` serialises writers.
-        self.level.store(l as u64, Ordering::Relaxed);
+        // Readers only need the value; `check` serialises writers.
+        self.level.store(l);
         self.transitions.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -627,15 +667,18 @@ impl Shared {
                 }
             };
             total += released;
-            runs.push(CallbackRun {
+            let run = CallbackRun {
                 name: r.name.clone(),
                 released,
                 panicked,
                 micros,
-            });
+            };
+            crate::events::reclaimer_ran(level, &run);
+            runs.push(run);
             usage = self.sample();
         }
         self.bytes_released.fetch_add(total, Ordering::Relaxed);
+        crate::events::released(level, total, runs.len(), usage);
         (runs, total, usage)
     }
 
@@ -659,6 +702,7 @@ impl Shared {
             released,
             callbacks,
         };
+        crate::events::pressure_event(&ev);
         let mut h = lock(&self.history);
         if h.len() == self.history_cap {
             h.pop_front();

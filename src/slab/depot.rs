@@ -9,8 +9,13 @@
 use core::ptr;
 
 use super::magazine::Magazine;
-use crate::sync::{AtomicUsize, Ordering, RawLock, UnsafeCell};
+use crate::sync::{AtomicUsize, Lock, Ordering};
 
+/// What the depot's lock guards: the two stacks and their counts.
+///
+/// Invariant: `full` holds exactly `nfull` magazines, each full; `empty` holds
+/// `nempty` magazines, each empty; both are linked through `Magazine::next`.
+/// A magazine is in at most one place at a time: one list, or one thread's cache.
 struct DepotInner {
     full: *mut Magazine,
     empty: *mut Magazine,
@@ -23,15 +28,15 @@ struct DepotInner {
     rounds: usize,
 }
 
-/// The per-class magazine depot.
-///
-/// Invariant: `full` holds exactly `nfull` magazines, each full; `empty` holds
-/// `nempty` magazines, each empty; both are linked through `Magazine::next` and
-/// accessed only with `lock` held. A magazine is in at most one place at a time:
-/// one list, or one thread's cache.
+// SAFETY: the magazines linked from a `DepotInner` belong to the depot (their
+// previous owner gave them up whole); nothing in them is tied to a thread, and
+// the `Lock` around the inner state orders each holder's accesses.
+unsafe impl Send for DepotInner {}
+
+/// The per-class magazine depot: [`DepotInner`] behind a lock, and relaxed
+/// mirrors of its counts for statistics.
 pub(crate) struct Depot {
-    lock: RawLock,
-    inner: UnsafeCell<DepotInner>,
+    inner: Lock<DepotInner>,
     /// Objects held in full magazines (mirrors `inner` for statistics).
     pub(crate) rounds: AtomicUsize,
     /// Full magazines (mirror for statistics).
@@ -40,17 +45,10 @@ pub(crate) struct Depot {
     pub(crate) empty: AtomicUsize,
 }
 
-// SAFETY: `inner` is only accessed with `lock` held; magazines move between
-// threads whole, with the lock's acquire/release ordering their contents.
-unsafe impl Sync for Depot {}
-// SAFETY: as above; a depot holds no thread-bound state.
-unsafe impl Send for Depot {}
-
 macro_rules! depot_new {
     () => {
         Self {
-            lock: RawLock::new(),
-            inner: UnsafeCell::new(DepotInner {
+            inner: Lock::new(DepotInner {
                 full: ptr::null_mut(),
                 empty: ptr::null_mut(),
                 nfull: 0,
@@ -79,23 +77,20 @@ impl Depot {
         depot_new!()
     }
 
+    /// The raw lock, for the fork handlers.
     #[cfg(not(rustydb_loom))]
-    pub(crate) fn lock(&self) -> &RawLock {
-        &self.lock
+    pub(crate) fn raw_lock(&self) -> &crate::sync::RawLock {
+        self.inner.raw()
     }
 
     /// Mirrors the counts for statistics with plain stores (no locked
     /// instruction inside the critical section).
-    fn publish(&self, inner: *mut DepotInner, delta_rounds: isize) {
-        // SAFETY: called with the lock held.
-        let (nf, ne, r) = unsafe {
-            (*inner).rounds = (*inner).rounds.wrapping_add_signed(delta_rounds);
-            ((*inner).nfull, (*inner).nempty, (*inner).rounds)
-        };
+    fn publish(&self, inner: &mut DepotInner, delta_rounds: isize) {
+        inner.rounds = inner.rounds.wrapping_add_signed(delta_rounds);
         // Relaxed: statistics mirrors, read racily.
-        self.full.store(nf, Ordering::Relaxed);
-        self.empty.store(ne, Ordering::Relaxed);
-        self.rounds.store(r, Ordering::Relaxed);
+        self.full.store(inner.nfull, Ordering::Relaxed);
+        self.empty.store(inner.nempty, Ordering::Relaxed);
+        self.rounds.store(inner.rounds, Ordering::Relaxed);
     }
 
     /// If a full magazine is available, takes `empty` (unless null) onto the
@@ -106,30 +101,28 @@ impl Depot {
     /// `empty` is null or an empty magazine owned by the caller, referenced nowhere
     /// else; it must not be used after it was taken.
     pub(crate) unsafe fn exchange_for_full(&self, empty: *mut Magazine) -> *mut Magazine {
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            // SAFETY: lock held; list nodes are depot-owned magazines; `empty` is the
-            // caller's (contract).
-            unsafe {
-                let full = (*inner).full;
-                if full.is_null() {
-                    return ptr::null_mut();
-                }
-                (*inner).full = (*full).next;
-                (*inner).nfull -= 1;
-                (*inner).min_full = (*inner).min_full.min((*inner).nfull);
-                if !empty.is_null() {
-                    debug_assert_eq!((*empty).len(), 0);
-                    (*empty).next = (*inner).empty;
-                    (*inner).empty = empty;
-                    (*inner).nempty += 1;
-                }
-                (*full).next = ptr::null_mut();
-                let n = (*full).len() as isize;
-                self.publish(inner, -n);
-                full
+        let mut d = self.inner.lock();
+        let full = d.full;
+        if full.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: list nodes are magazines the depot owns (DepotInner's
+        // invariant); `empty` is the caller's to give (contract).
+        unsafe {
+            d.full = (*full).next;
+            d.nfull -= 1;
+            d.min_full = d.min_full.min(d.nfull);
+            if !empty.is_null() {
+                debug_assert_eq!((*empty).len(), 0);
+                (*empty).next = d.empty;
+                d.empty = empty;
+                d.nempty += 1;
             }
-        })
+            (*full).next = ptr::null_mut();
+            let n = (*full).len() as isize;
+            self.publish(&mut d, -n);
+        }
+        full
     }
 
     /// Takes `full` onto the full stack and returns an empty magazine, or null
@@ -139,25 +132,23 @@ impl Depot {
     /// `full` is a full magazine owned by the caller, referenced nowhere else; it
     /// must not be used after this call.
     pub(crate) unsafe fn exchange_for_empty(&self, full: *mut Magazine) -> *mut Magazine {
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            // SAFETY: as in `exchange_for_full`.
-            unsafe {
-                (*full).next = (*inner).full;
-                (*inner).full = full;
-                (*inner).nfull += 1;
-                let n = (*full).len() as isize;
-                let empty = (*inner).empty;
-                if !empty.is_null() {
-                    (*inner).empty = (*empty).next;
-                    (*inner).nempty -= 1;
-                    (*inner).min_empty = (*inner).min_empty.min((*inner).nempty);
-                    (*empty).next = ptr::null_mut();
-                }
-                self.publish(inner, n);
-                empty
+        let mut d = self.inner.lock();
+        // SAFETY: as in `exchange_for_full`.
+        unsafe {
+            (*full).next = d.full;
+            d.full = full;
+            d.nfull += 1;
+            let n = (*full).len() as isize;
+            let empty = d.empty;
+            if !empty.is_null() {
+                d.empty = (*empty).next;
+                d.nempty -= 1;
+                d.min_empty = d.min_empty.min(d.nempty);
+                (*empty).next = ptr::null_mut();
             }
-        })
+            self.publish(&mut d, n);
+            empty
+        }
     }
 
     /// Adds a magazine (full or empty) to the matching stack.
@@ -166,24 +157,22 @@ impl Depot {
     /// `m` is owned by the caller, referenced nowhere else, and either full or
     /// empty; it must not be used afterwards.
     pub(crate) unsafe fn put(&self, m: *mut Magazine) {
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            // SAFETY: as in `exchange_for_full`.
-            unsafe {
-                let n = (*m).len();
-                if n == 0 {
-                    (*m).next = (*inner).empty;
-                    (*inner).empty = m;
-                    (*inner).nempty += 1;
-                } else {
-                    debug_assert!((*m).is_full());
-                    (*m).next = (*inner).full;
-                    (*inner).full = m;
-                    (*inner).nfull += 1;
-                }
-                self.publish(inner, n as isize);
+        let mut d = self.inner.lock();
+        // SAFETY: as in `exchange_for_full`.
+        unsafe {
+            let n = (*m).len();
+            if n == 0 {
+                (*m).next = d.empty;
+                d.empty = m;
+                d.nempty += 1;
+            } else {
+                debug_assert!((*m).is_full());
+                (*m).next = d.full;
+                d.full = m;
+                d.nfull += 1;
             }
-        })
+            self.publish(&mut d, n as isize);
+        }
     }
 
     /// Detaches the magazines outside the working set — as many full and empty
@@ -191,38 +180,34 @@ impl Depot {
     /// `all`) — and returns them as `(full, empty)` lists linked through `next`.
     /// Starts a new trim interval.
     pub(crate) fn trim(&self, all: bool) -> (*mut Magazine, *mut Magazine) {
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            // SAFETY: lock held; detached nodes are handed to the caller whole.
-            unsafe {
-                let nf = if all {
-                    (*inner).nfull
-                } else {
-                    (*inner).min_full
-                };
-                let ne = if all {
-                    (*inner).nempty
-                } else {
-                    (*inner).min_empty
-                };
-                let mut rounds = 0isize;
-                let full = detach(&mut (*inner).full, nf, |m| rounds += (*m).len() as isize);
-                let empty = detach(&mut (*inner).empty, ne, |_| {});
-                (*inner).nfull -= nf;
-                (*inner).nempty -= ne;
-                (*inner).min_full = (*inner).nfull;
-                (*inner).min_empty = (*inner).nempty;
-                self.publish(inner, -rounds);
-                (full, empty)
-            }
-        })
+        let mut d = self.inner.lock();
+        let d = &mut *d;
+        let nf = if all { d.nfull } else { d.min_full };
+        let ne = if all { d.nempty } else { d.min_empty };
+        let mut rounds = 0isize;
+        // SAFETY: the lists hold `nfull` / `nempty` valid nodes (DepotInner's
+        // invariant) and `nf <= nfull`, `ne <= nempty` (a minimum of the counts
+        // since the last trim); the detached nodes go to the caller whole.
+        let (full, empty) = unsafe {
+            (
+                detach(&mut d.full, nf, |m| rounds += (*m).len() as isize),
+                detach(&mut d.empty, ne, |_| {}),
+            )
+        };
+        d.nfull -= nf;
+        d.nempty -= ne;
+        d.min_full = d.nfull;
+        d.min_empty = d.nempty;
+        self.publish(d, -rounds);
+        (full, empty)
     }
 }
 
 /// Detaches the first `n` nodes of `head`, calling `f` on each.
 ///
 /// # Safety
-/// The list has at least `n` valid nodes; the caller holds the lock.
+/// The list has at least `n` valid nodes, and the caller may change them (it
+/// holds the depot's lock).
 unsafe fn detach(
     head: &mut *mut Magazine,
     n: usize,

@@ -1,10 +1,14 @@
-//! The slab layer: size classes 16 B – 256 KiB, 2 MiB segments, slabs, magazines
+//! The slab layer: size classes 8 B – 256 KiB, 2 MiB segments, slabs, magazines
 //! and the depot. It knows nothing of threads; the thread caches live in `global`.
 
 pub(crate) mod depot;
 pub(crate) mod magazine;
 #[cfg(not(rustydb_loom))]
+pub(crate) mod magazine_pool;
+#[cfg(not(rustydb_loom))]
 pub(crate) mod segment;
+#[cfg(not(rustydb_loom))]
+pub(crate) mod segment_map;
 #[cfg(not(rustydb_loom))]
 pub(crate) mod size_class;
 #[cfg(not(rustydb_loom))]

@@ -8,13 +8,17 @@
 //!
 //! The [`SegmentManager`] owns the free units of all segments (one lock, taken
 //! only when a slab is created or released — once per 64 KiB or more). Units freed
-//! are "dirty" until purged with `MADV_DONTNEED` after the decay delay; fully free
-//! segments beyond a small reserve are unmapped.
+//! decay in two stages, as jemalloc's extents do: *dirty* (resident) until they
+//! have been free for the dirty delay, then *muzzy* (`MADV_FREE`: the kernel may
+//! take the pages, and reuse costs no fault if it did not) until the muzzy delay
+//! has passed too, then purged (`MADV_DONTNEED`). Fully free segments beyond a
+//! small reserve are unmapped.
 
 use core::ptr;
 
+use super::segment_map;
 use super::slab::Slab;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering, RawLock, UnsafeCell};
+use crate::sync::{AtomicU64, AtomicUsize, Lock, Ordering};
 use crate::sys;
 
 /// Segment size and alignment.
@@ -33,9 +37,11 @@ const _: () = assert!(core::mem::size_of::<SegmentHeader>() <= HEADER_SIZE);
 
 /// The header at the start of every segment.
 ///
-/// Invariants: `magic == MAGIC`; `slabs[i]` describes unit `i`. The fields
-/// `next`, `prev`, `free_mask`, `dirty_mask`, `last_release` are guarded by the
-/// segment manager's lock; each `slabs[i]` in use is guarded by its class's lock.
+/// Invariants: `magic == MAGIC`; `slabs[i]` describes unit `i`; `dirty_mask`
+/// and `muzzy_mask` are disjoint subsets of `free_mask`; `stamps[i]` is when free
+/// unit `i` entered its current stage. The fields `next`, `prev`, `free_mask`,
+/// `dirty_mask`, `muzzy_mask` and `stamps` are guarded by the segment manager's
+/// lock; each `slabs[i]` in use is guarded by its class's lock.
 #[repr(C)]
 pub(crate) struct SegmentHeader {
     magic: usize,
@@ -45,7 +51,10 @@ pub(crate) struct SegmentHeader {
     free_mask: u32,
     /// Bit `i` set: unit `i` is free and its pages may still be resident.
     dirty_mask: u32,
-    last_release: u64,
+    /// Bit `i` set: unit `i` is free and was given back with `MADV_FREE`.
+    muzzy_mask: u32,
+    /// Per unit: when it was freed (dirty) or made muzzy (ns).
+    stamps: [u64; UNITS],
     pub(crate) slabs: [Slab; UNITS],
 }
 
@@ -87,24 +96,32 @@ pub(crate) struct SegmentCounters {
     pub(crate) purged_bytes: AtomicU64,
     pub(crate) purges: AtomicU64,
     pub(crate) unmapped_segments: AtomicU64,
+    /// Bytes given back with `MADV_FREE` (the first decay stage).
+    pub(crate) lazily_freed_bytes: AtomicU64,
+    /// Free units not yet purged (dirty or muzzy), for the background purger.
+    pub(crate) unpurged_units: AtomicUsize,
 }
 
+/// What the manager's lock guards: the list of segments with free units, and
+/// (through it) those segments' `next`, `prev`, `free_mask`, `dirty_mask`,
+/// `muzzy_mask` and `stamps`.
+///
+/// Invariant: `with_free` links exactly the mapped segments with a free unit.
 struct ManagerInner {
     /// Segments with at least one free unit (doubly linked through next/prev).
     with_free: *mut SegmentHeader,
     next_purge_check: u64,
 }
 
+// SAFETY: the segments a `ManagerInner` links are process-wide mappings with no
+// thread affinity; the `Lock` orders every access.
+unsafe impl Send for ManagerInner {}
+
 /// Owner of all segments and their free units.
 pub(crate) struct SegmentManager {
-    lock: RawLock,
-    inner: UnsafeCell<ManagerInner>,
+    inner: Lock<ManagerInner>,
     pub(crate) counters: SegmentCounters,
 }
-
-// SAFETY: `inner` is only accessed with `lock` held; the raw pointers it holds
-// refer to process-wide mappings that any thread may use.
-unsafe impl Sync for SegmentManager {}
 
 /// Fully free segments kept mapped (purged) to absorb churn before unmapping.
 const RETAIN_EMPTY: usize = 1;
@@ -113,8 +130,7 @@ impl SegmentManager {
     /// An empty manager.
     pub(crate) const fn new() -> Self {
         Self {
-            lock: RawLock::new(),
-            inner: UnsafeCell::new(ManagerInner {
+            inner: Lock::new(ManagerInner {
                 with_free: ptr::null_mut(),
                 next_purge_check: 0,
             }),
@@ -124,35 +140,36 @@ impl SegmentManager {
                 purged_bytes: AtomicU64::new(0),
                 purges: AtomicU64::new(0),
                 unmapped_segments: AtomicU64::new(0),
+                lazily_freed_bytes: AtomicU64::new(0),
+                unpurged_units: AtomicUsize::new(0),
             },
         }
     }
 
-    pub(crate) fn lock(&self) -> &RawLock {
-        &self.lock
+    /// The raw lock, for the fork handlers.
+    pub(crate) fn raw_lock(&self) -> &crate::sync::RawLock {
+        self.inner.raw()
     }
 
     /// Takes `n` (1..=UNITS) consecutive free units; returns the segment and the
     /// first unit index, or `None` when the OS refuses a new segment.
     pub(crate) fn acquire(&self, n: usize) -> Option<(*mut SegmentHeader, usize)> {
         debug_assert!((1..=UNITS).contains(&n));
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            // SAFETY: lock held; list nodes are live segment headers.
-            unsafe {
-                let mut seg = (*inner).with_free;
-                while !seg.is_null() {
-                    if let Some(i) = find_run((*seg).free_mask, n) {
-                        self.take(inner, seg, i, n);
-                        return Some((seg, i));
-                    }
-                    seg = (*seg).next;
+        let mut inner = self.inner.lock();
+        // SAFETY: the lock is held; list nodes are live segment headers.
+        unsafe {
+            let mut seg = inner.with_free;
+            while !seg.is_null() {
+                if let Some(i) = find_run((*seg).free_mask, n) {
+                    self.take(&mut inner, seg, i, n);
+                    return Some((seg, i));
                 }
-                let seg = self.new_segment(inner)?;
-                self.take(inner, seg, 0, n);
-                Some((seg, 0))
+                seg = (*seg).next;
             }
-        })
+            let seg = self.new_segment(&mut inner)?;
+            self.take(&mut inner, seg, 0, n);
+            Some((seg, 0))
+        }
     }
 
     /// Gives back units `[first, first+n)` of `seg`.
@@ -161,62 +178,77 @@ impl SegmentManager {
     /// The units were obtained from `acquire` and nothing lives in them any more.
     pub(crate) unsafe fn release(&self, seg: *mut SegmentHeader, first: usize, n: usize) {
         let now = sys::now_ns();
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            // SAFETY: lock held; `seg` is live (caller).
-            unsafe {
-                let bits = run_mask(first, n);
-                debug_assert_eq!((*seg).free_mask & bits, 0);
-                if (*seg).free_mask == 0 {
-                    push(&mut (*inner).with_free, seg);
-                }
-                (*seg).free_mask |= bits;
-                (*seg).dirty_mask |= bits;
-                (*seg).last_release = now;
-                for u in first..first + n {
-                    (*seg).slabs[u] = Slab::EMPTY;
-                }
+        let mut inner = self.inner.lock();
+        // SAFETY: the lock is held; `seg` is live (caller).
+        unsafe {
+            let bits = run_mask(first, n);
+            debug_assert_eq!((*seg).free_mask & bits, 0);
+            if (*seg).free_mask == 0 {
+                push(&mut inner.with_free, seg);
             }
-        });
-        // Relaxed: a statistic.
+            (*seg).free_mask |= bits;
+            (*seg).dirty_mask |= bits;
+            for u in first..first + n {
+                (*seg).slabs[u] = Slab::EMPTY;
+                (*seg).stamps[u] = now;
+            }
+        }
+        // Relaxed: statistics and a hint for the purger.
         self.counters.units_in_use.fetch_sub(n, Ordering::Relaxed);
-        let delay = super::purge_delay_ns();
-        self.inner.with_mut(|inner| {
-            // SAFETY: lock still held (guard `_g` lives to the end of the function).
-            unsafe {
-                if now >= (*inner).next_purge_check {
-                    (*inner).next_purge_check = now + delay.max(1_000_000) / 2;
-                    self.purge_locked(inner, now, delay);
-                }
-            }
-        });
+        self.counters.unpurged_units.fetch_add(n, Ordering::Relaxed);
+        let (dirty, muzzy) = (super::purge_delay_ns(), crate::options::muzzy_delay_ns());
+        if now >= inner.next_purge_check {
+            inner.next_purge_check = now + (dirty + muzzy).max(1_000_000) / 4;
+            // SAFETY: the lock is held (the guard).
+            unsafe { self.decay_locked(&mut inner, now, dirty, muzzy) };
+        }
+        drop(inner);
+        crate::sys::purge_signal::notify();
     }
 
-    /// Purges dirty free units older than `delay` ns (all of them with
-    /// `delay == 0`), and unmaps fully free segments beyond the reserve.
-    pub(crate) fn purge(&self, delay: u64) {
+    /// Runs the decay (see the module notes): free units dirty for `dirty` ns
+    /// become muzzy, units muzzy for `muzzy` more ns are purged (with
+    /// `muzzy == 0`, dirty units are purged directly), and fully free segments
+    /// beyond the reserve are unmapped. `purge(0, 0)` purges everything now.
+    pub(crate) fn decay(&self, dirty: u64, muzzy: u64) {
         let now = sys::now_ns();
-        let _g = self.lock.guard();
-        // SAFETY: lock held.
-        self.inner
-            .with_mut(|inner| unsafe { self.purge_locked(inner, now, delay) });
+        let mut inner = self.inner.lock();
+        // SAFETY: the lock is held (the guard).
+        unsafe { self.decay_locked(&mut inner, now, dirty, muzzy) };
+    }
+
+    /// Purges every free unit now and unmaps fully free segments beyond the
+    /// reserve.
+    pub(crate) fn purge_all(&self) {
+        self.decay(0, 0);
+    }
+
+    /// Whether some free unit is not purged yet.
+    pub(crate) fn has_unpurged(&self) -> bool {
+        // Relaxed: a hint; the purger runs again when it is stale.
+        self.counters.unpurged_units.load(Ordering::Relaxed) != 0
     }
 
     /// # Safety
-    /// The manager's lock is held.
-    unsafe fn purge_locked(&self, inner: *mut ManagerInner, now: u64, delay: u64) {
+    /// `inner` is the manager's guarded state (its lock is held).
+    unsafe fn decay_locked(&self, inner: &mut ManagerInner, now: u64, dirty: u64, muzzy: u64) {
         let mut retained = 0;
-        // SAFETY: lock held (caller); nodes are live segments; a segment is unlinked
-        // before it is unmapped and never touched afterwards.
+        // SAFETY: the lock is held (caller); nodes are live segments; a segment
+        // is unlinked before it is unmapped and never touched afterwards.
         unsafe {
-            let mut seg = (*inner).with_free;
+            let mut seg = inner.with_free;
             while !seg.is_null() {
                 let next = (*seg).next;
                 if (*seg).free_mask == ALL_UNITS {
                     if retained >= RETAIN_EMPTY {
-                        unlink(&mut (*inner).with_free, seg);
+                        let unpurged = ((*seg).dirty_mask | (*seg).muzzy_mask).count_ones();
+                        unlink(&mut inner.with_free, seg);
+                        segment_map::remove(seg.cast());
                         sys::unmap(seg.cast(), SEGMENT_SIZE);
                         // Relaxed: statistics.
+                        self.counters
+                            .unpurged_units
+                            .fetch_sub(unpurged as usize, Ordering::Relaxed);
                         self.counters.segments.fetch_sub(1, Ordering::Relaxed);
                         self.counters
                             .unmapped_segments
@@ -229,23 +261,76 @@ impl SegmentManager {
                     }
                     retained += 1;
                 }
-                if (*seg).dirty_mask != 0 && now.saturating_sub((*seg).last_release) >= delay {
-                    self.purge_segment(seg);
-                }
+                self.decay_segment(seg, now, dirty, muzzy);
                 seg = next;
             }
         }
     }
 
-    /// `MADV_DONTNEED` on each run of dirty units.
+    /// Moves the units of `seg` that are due to their next stage.
     ///
     /// # Safety
-    /// Lock held; `seg` live.
-    unsafe fn purge_segment(&self, seg: *mut SegmentHeader) {
-        // SAFETY: lock held (caller); the dirty units are free, so no object lives in
-        // them; unit 0's header page is skipped.
+    /// The manager's lock is held; `seg` is live.
+    unsafe fn decay_segment(&self, seg: *mut SegmentHeader, now: u64, dirty: u64, muzzy: u64) {
+        // SAFETY: the lock is held (caller); dirty and muzzy units are free, so
+        // no object lives in them.
         unsafe {
-            let mut mask = (*seg).dirty_mask;
+            let (mut to_free, mut to_purge) = (0u32, 0u32);
+            let mut bits = (*seg).dirty_mask | (*seg).muzzy_mask;
+            while bits != 0 {
+                let u = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let age = now.saturating_sub((*seg).stamps[u]);
+                let is_dirty = (*seg).dirty_mask & (1 << u) != 0;
+                if is_dirty && age >= dirty {
+                    if muzzy == 0 {
+                        to_purge |= 1 << u;
+                    } else {
+                        to_free |= 1 << u;
+                    }
+                } else if !is_dirty && age >= muzzy {
+                    to_purge |= 1 << u;
+                }
+            }
+            if to_free != 0 {
+                let bytes = self.advise_runs(seg, to_free, sys::Advice::Free);
+                (*seg).dirty_mask &= !to_free;
+                (*seg).muzzy_mask |= to_free;
+                let mut b = to_free;
+                while b != 0 {
+                    (*seg).stamps[b.trailing_zeros() as usize] = now;
+                    b &= b - 1;
+                }
+                // Relaxed: a statistic.
+                self.counters
+                    .lazily_freed_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+            if to_purge != 0 {
+                let bytes = self.advise_runs(seg, to_purge, sys::Advice::DontNeed);
+                (*seg).dirty_mask &= !to_purge;
+                (*seg).muzzy_mask &= !to_purge;
+                // Relaxed: statistics and the purger's hint.
+                self.counters
+                    .purged_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+                self.counters
+                    .unpurged_units
+                    .fetch_sub(to_purge.count_ones() as usize, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `advice` on each run of units in `mask`; returns the bytes advised.
+    ///
+    /// # Safety
+    /// The manager's lock is held; `seg` is live; the units in `mask` are free.
+    unsafe fn advise_runs(&self, seg: *mut SegmentHeader, mask: u32, advice: sys::Advice) -> usize {
+        let mut total = 0;
+        let mut mask = mask;
+        // SAFETY: the units are free (caller), so no object lives in them; unit
+        // 0's header page is skipped.
+        unsafe {
             while mask != 0 {
                 let first = mask.trailing_zeros() as usize;
                 let len = (!(mask >> first)).trailing_zeros() as usize;
@@ -256,31 +341,35 @@ impl SegmentManager {
                     start = start.add(skip);
                     bytes -= skip;
                 }
-                sys::advise(start, bytes, sys::Advice::DontNeed);
-                // Relaxed: statistics.
-                self.counters
-                    .purged_bytes
-                    .fetch_add(bytes as u64, Ordering::Relaxed);
+                sys::advise(start, bytes, advice);
+                // Relaxed: a statistic.
                 self.counters.purges.fetch_add(1, Ordering::Relaxed);
+                total += bytes;
                 mask &= !run_mask(first, len);
             }
-            (*seg).dirty_mask = 0;
         }
+        total
     }
 
     /// # Safety
-    /// Lock held.
-    unsafe fn new_segment(&self, inner: *mut ManagerInner) -> Option<*mut SegmentHeader> {
+    /// `inner` is the manager's guarded state (its lock is held).
+    unsafe fn new_segment(&self, inner: &mut ManagerInner) -> Option<*mut SegmentHeader> {
         let seg = sys::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE)?
             .as_ptr()
             .cast::<SegmentHeader>();
+        if !segment_map::insert(seg.cast()) {
+            // SAFETY: the mapping was just made and nothing refers to it.
+            unsafe { sys::unmap(seg.cast(), SEGMENT_SIZE) };
+            return None;
+        }
         // SAFETY: a fresh zeroed mapping of SEGMENT_SIZE bytes, exclusively ours;
         // zero is a valid `Slab::EMPTY` for every descriptor.
         unsafe {
             (*seg).magic = MAGIC;
             (*seg).free_mask = ALL_UNITS;
             (*seg).dirty_mask = 0;
-            push(&mut (*inner).with_free, seg);
+            (*seg).muzzy_mask = 0;
+            push(&mut inner.with_free, seg);
         }
         // Relaxed: a statistic.
         self.counters.segments.fetch_add(1, Ordering::Relaxed);
@@ -288,15 +377,22 @@ impl SegmentManager {
     }
 
     /// # Safety
-    /// Lock held; units `[i, i+n)` of `seg` are free.
-    unsafe fn take(&self, inner: *mut ManagerInner, seg: *mut SegmentHeader, i: usize, n: usize) {
-        // SAFETY: lock held (caller).
+    /// `inner` is the manager's guarded state (its lock is held); units
+    /// `[i, i+n)` of `seg` are free.
+    unsafe fn take(&self, inner: &mut ManagerInner, seg: *mut SegmentHeader, i: usize, n: usize) {
+        // SAFETY: the lock is held (caller); `seg` is live.
         unsafe {
             let bits = run_mask(i, n);
+            let unpurged = ((*seg).dirty_mask | (*seg).muzzy_mask) & bits;
             (*seg).free_mask &= !bits;
             (*seg).dirty_mask &= !bits;
+            (*seg).muzzy_mask &= !bits;
+            // Relaxed: the purger's hint.
+            self.counters
+                .unpurged_units
+                .fetch_sub(unpurged.count_ones() as usize, Ordering::Relaxed);
             if (*seg).free_mask == 0 {
-                unlink(&mut (*inner).with_free, seg);
+                unlink(&mut inner.with_free, seg);
             }
         }
         // Relaxed: a statistic.
@@ -386,11 +482,12 @@ mod tests {
             m.release(seg, i, 4);
             m.release(seg3, 0, 1);
         }
-        m.purge(0);
+        m.purge_all();
         // One empty segment retained, the other unmapped.
         assert_eq!(m.counters.segments.load(Ordering::Relaxed), 1);
         assert_eq!(m.counters.unmapped_segments.load(Ordering::Relaxed), 1);
         assert_eq!(m.counters.units_in_use.load(Ordering::Relaxed), 0);
-        m.purge(0);
+        assert_eq!(m.counters.unpurged_units.load(Ordering::Relaxed), 0);
+        m.purge_all();
     }
 }

@@ -11,7 +11,7 @@ use core::ptr;
 
 use super::segment::{HEADER_SIZE, SegmentHeader, SegmentManager, UNIT_SIZE, UNITS};
 use super::size_class::{CLASS_SIZE, NUM_CLASSES, NUM_SMALL};
-use crate::sync::{AtomicUsize, Ordering, RawLock, UnsafeCell};
+use crate::sync::{AtomicUsize, Lock, Ordering};
 
 /// Descriptor of one unit of a segment; for the first unit of a slab, of the slab.
 ///
@@ -59,6 +59,13 @@ impl Slab {
         on_partial: false,
     };
 
+    /// The size class of the slab's objects (meaningful for the first unit of
+    /// an in-use slab; constant while any of its objects is live).
+    #[inline(always)]
+    pub(crate) fn class(&self) -> usize {
+        self.class as usize
+    }
+
     /// The start of the object that contains `p` (for over-aligned pointers).
     ///
     /// # Safety
@@ -105,45 +112,54 @@ const fn spans() -> [u8; NUM_CLASSES] {
     t
 }
 
+/// What a class's lock guards: its partial list and counters, and (through the
+/// list and the segment headers) the descriptors of the class's slabs.
+///
+/// Invariant: `partial` links exactly the class's slabs that have a free object
+/// (`Slab::on_partial`); `slabs` counts the class's slabs, `empty` those of them
+/// with no live object.
 struct CentralInner {
     /// Slabs with at least one free object.
     partial: *mut Slab,
-    /// Slabs with no live object (kept, at most one, to absorb churn).
     slabs: usize,
+    empty: usize,
     colour: usize,
 }
 
+// SAFETY: the slabs a `CentralInner` links live in process-wide segment
+// mappings; no thread owns them, and the `Lock` orders every access.
+unsafe impl Send for CentralInner {}
+
 /// The per-class store of slabs: hands out and takes back objects in batches.
 pub(crate) struct Central {
-    lock: RawLock,
-    inner: UnsafeCell<CentralInner>,
+    inner: Lock<CentralInner>,
     /// Objects handed out of this class's slabs (to magazines or callers).
     pub(crate) used: AtomicUsize,
     /// Slabs of this class.
     pub(crate) slabs: AtomicUsize,
+    /// Slabs of this class with no live object (a mirror, for the purger).
+    empty_slabs: AtomicUsize,
 }
-
-// SAFETY: `inner` and the descriptors of this class's slabs are only accessed with
-// `lock` held; the pointers refer to process-wide mappings.
-unsafe impl Sync for Central {}
 
 impl Central {
     /// An empty central store.
     pub(crate) const fn new() -> Self {
         Self {
-            lock: RawLock::new(),
-            inner: UnsafeCell::new(CentralInner {
+            inner: Lock::new(CentralInner {
                 partial: ptr::null_mut(),
                 slabs: 0,
+                empty: 0,
                 colour: 0,
             }),
             used: AtomicUsize::new(0),
             slabs: AtomicUsize::new(0),
+            empty_slabs: AtomicUsize::new(0),
         }
     }
 
-    pub(crate) fn lock(&self) -> &RawLock {
-        &self.lock
+    /// The raw lock, for the fork handlers.
+    pub(crate) fn raw_lock(&self) -> &crate::sync::RawLock {
+        self.inner.raw()
     }
 
     /// Fills `out` with up to `out.len()` objects of `class`; returns how many.
@@ -154,43 +170,49 @@ impl Central {
         segs: &SegmentManager,
         out: &mut [*mut u8],
     ) -> usize {
-        let _g = self.lock.guard();
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
         let mut n = 0;
-        self.inner.with_mut(|inner| {
-            // SAFETY: lock held; list entries are in-use slabs of this class.
-            unsafe {
-                while n < out.len() {
-                    let mut s = (*inner).partial;
+        // SAFETY: the lock is held (the guard); list entries are in-use slabs of
+        // this class (CentralInner's invariant), whose descriptors it guards.
+        unsafe {
+            while n < out.len() {
+                let mut s = inner.partial;
+                if s.is_null() {
+                    s = new_slab(inner, class, segs);
                     if s.is_null() {
-                        s = self.new_slab(inner, class, segs);
-                        if s.is_null() {
-                            break;
-                        }
-                    }
-                    while n < out.len() {
-                        let p = if !(*s).free.is_null() {
-                            let p = (*s).free;
-                            (*s).free = *(p as *mut *mut u8);
-                            p
-                        } else if (*s).bump < (*s).end {
-                            let p = (*s).bump;
-                            (*s).bump = p.add((*s).obj_size as usize);
-                            p
-                        } else {
-                            break;
-                        };
-                        (*s).used += 1;
-                        out[n] = p;
-                        n += 1;
-                    }
-                    if (*s).free.is_null() && (*s).bump >= (*s).end {
-                        unlink(&mut (*inner).partial, s);
+                        break;
                     }
                 }
+                if (*s).used == 0 {
+                    inner.empty -= 1;
+                }
+                while n < out.len() {
+                    let p = if !(*s).free.is_null() {
+                        let p = (*s).free;
+                        (*s).free = *(p as *mut *mut u8);
+                        p
+                    } else if (*s).bump < (*s).end {
+                        let p = (*s).bump;
+                        (*s).bump = p.add((*s).obj_size as usize);
+                        p
+                    } else {
+                        break;
+                    };
+                    (*s).used += 1;
+                    out[n] = p;
+                    n += 1;
+                }
+                if (*s).free.is_null() && (*s).bump >= (*s).end {
+                    unlink(&mut inner.partial, s);
+                }
             }
-        });
+        }
         // Relaxed: a statistic.
         self.used.fetch_add(n, Ordering::Relaxed);
+        if n != 0 {
+            self.sync_slabs(inner);
+        }
         n
     }
 
@@ -201,112 +223,131 @@ impl Central {
     /// Every pointer is the start of a live object of `class` handed out by
     /// `alloc_batch` and not freed since; none is used afterwards.
     pub(crate) unsafe fn free_batch(&self, segs: &SegmentManager, objs: &[*mut u8]) {
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            for &p in objs {
-                // SAFETY: lock held; `p` is a live object of ours (caller), so its
-                // slab descriptor is live and belongs to this class.
-                unsafe {
-                    let s = SegmentHeader::slab_of(p);
-                    *(p as *mut *mut u8) = (*s).free;
-                    (*s).free = p;
-                    (*s).used -= 1;
-                    if !(*s).on_partial {
-                        push(&mut (*inner).partial, s);
-                    }
-                    if (*s).used == 0 && (!(*s).prev.is_null() || !(*s).next.is_null()) {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        for &p in objs {
+            // SAFETY: the lock is held; `p` is a live object of ours (caller), so
+            // its slab descriptor is live and belongs to this class.
+            unsafe {
+                let s = SegmentHeader::slab_of(p);
+                *(p as *mut *mut u8) = (*s).free;
+                (*s).free = p;
+                (*s).used -= 1;
+                if !(*s).on_partial {
+                    push(&mut inner.partial, s);
+                }
+                if (*s).used == 0 {
+                    if !(*s).prev.is_null() || !(*s).next.is_null() {
                         // Another slab has room: give this one back.
-                        unlink(&mut (*inner).partial, s);
-                        self.release_slab(inner, segs, s);
+                        unlink(&mut inner.partial, s);
+                        release_slab(inner, segs, s);
+                    } else {
+                        // Kept to absorb churn (the purger releases it later).
+                        inner.empty += 1;
                     }
                 }
             }
-        });
+        }
         // Relaxed: a statistic.
         self.used.fetch_sub(objs.len(), Ordering::Relaxed);
+        self.sync_slabs(inner);
     }
 
     /// Releases every empty slab of this class (for `purge`).
     pub(crate) fn release_empty(&self, segs: &SegmentManager) {
-        let _g = self.lock.guard();
-        self.inner.with_mut(|inner| {
-            // SAFETY: lock held; list entries are live slabs of this class.
-            unsafe {
-                let mut s = (*inner).partial;
-                while !s.is_null() {
-                    let next = (*s).next;
-                    if (*s).used == 0 {
-                        unlink(&mut (*inner).partial, s);
-                        self.release_slab(inner, segs, s);
-                    }
-                    s = next;
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        // SAFETY: the lock is held; list entries are live slabs of this class.
+        unsafe {
+            let mut s = inner.partial;
+            while !s.is_null() {
+                let next = (*s).next;
+                if (*s).used == 0 {
+                    unlink(&mut inner.partial, s);
+                    release_slab(inner, segs, s);
+                    inner.empty -= 1;
                 }
+                s = next;
             }
-        });
+        }
+        self.sync_slabs(inner);
     }
 
-    /// # Safety
-    /// Lock held; `s` is an empty slab of this class, not on the partial list.
-    unsafe fn release_slab(&self, inner: *mut CentralInner, segs: &SegmentManager, s: *mut Slab) {
-        // SAFETY: see the contract; the descriptor lives in its segment's header.
-        unsafe {
-            let seg = SegmentHeader::of(s as *const u8);
-            let first =
-                (s as usize - ptr::addr_of!((*seg).slabs) as usize) / core::mem::size_of::<Slab>();
-            let span = (*s).span as usize;
-            (*inner).slabs -= 1;
-            segs.release(seg, first, span);
-        }
-        // Relaxed: a statistic.
-        self.slabs.fetch_sub(1, Ordering::Relaxed);
+    /// Whether the class keeps an empty slab (the purger's hint).
+    #[inline]
+    pub(crate) fn has_empty(&self) -> bool {
+        // Relaxed: a hint, read racily.
+        self.empty_slabs.load(Ordering::Relaxed) != 0
     }
 
-    /// # Safety
-    /// Lock held.
-    unsafe fn new_slab(
-        &self,
-        inner: *mut CentralInner,
-        class: usize,
-        segs: &SegmentManager,
-    ) -> *mut Slab {
-        let span = CLASS_SPAN[class] as usize;
-        let Some((seg, first)) = segs.acquire(span) else {
-            return ptr::null_mut();
-        };
-        let size = CLASS_SIZE[class] as usize;
-        let mut base = SegmentHeader::unit_addr(seg, first) as usize;
-        let end = SegmentHeader::unit_addr(seg, first + span) as usize;
-        if first == 0 {
-            base += HEADER_SIZE;
+    /// Mirrors the slab counts for statistics and the purger (plain stores).
+    fn sync_slabs(&self, inner: &CentralInner) {
+        // Relaxed: mirrors, read racily.
+        self.slabs.store(inner.slabs, Ordering::Relaxed);
+        self.empty_slabs.store(inner.empty, Ordering::Relaxed);
+    }
+}
+
+/// Gives the empty slab `s` back to the segment manager.
+///
+/// # Safety
+/// `inner` is the guarded state of `s`'s class (its lock is held); `s` is an
+/// empty slab of that class, not on the partial list.
+unsafe fn release_slab(inner: &mut CentralInner, segs: &SegmentManager, s: *mut Slab) {
+    // SAFETY: see the contract; the descriptor lives in its segment's header, and
+    // nothing lives in the slab's units any more.
+    unsafe {
+        let seg = SegmentHeader::of(s as *const u8);
+        let first =
+            (s as usize - ptr::addr_of!((*seg).slabs) as usize) / core::mem::size_of::<Slab>();
+        let span = (*s).span as usize;
+        inner.slabs -= 1;
+        segs.release(seg, first, span);
+    }
+}
+
+/// Carves a new slab of `class` from fresh units and puts it on the partial
+/// list; null when the OS refuses memory.
+///
+/// # Safety
+/// `inner` is the guarded state of `class` (its lock is held).
+unsafe fn new_slab(inner: &mut CentralInner, class: usize, segs: &SegmentManager) -> *mut Slab {
+    let span = CLASS_SPAN[class] as usize;
+    let Some((seg, first)) = segs.acquire(span) else {
+        return ptr::null_mut();
+    };
+    let size = CLASS_SIZE[class] as usize;
+    let mut base = SegmentHeader::unit_addr(seg, first) as usize;
+    let end = SegmentHeader::unit_addr(seg, first + span) as usize;
+    if first == 0 {
+        base += HEADER_SIZE;
+    }
+    let capacity = (end - base) / size;
+    let slack = (end - base) - capacity * size;
+    let colours = slack / 64 + 1;
+    let colour = (inner.colour % colours) * 64;
+    inner.colour = inner.colour.wrapping_add(1);
+    let start = (base + colour) as *mut u8;
+    // SAFETY: the units were just acquired, so their descriptors are ours to
+    // initialise (and the class lock is held, which guards them from now on).
+    unsafe {
+        for u in 0..span {
+            (*seg).slabs[first + u].offset = u as u8;
         }
-        let capacity = (end - base) / size;
-        let slack = (end - base) - capacity * size;
-        // SAFETY: lock held (caller); the units were just acquired, so their
-        // descriptors are ours to initialise.
-        unsafe {
-            let colours = slack / 64 + 1;
-            let colour = ((*inner).colour % colours) * 64;
-            (*inner).colour = (*inner).colour.wrapping_add(1);
-            let start = (base + colour) as *mut u8;
-            for u in 0..span {
-                (*seg).slabs[first + u].offset = u as u8;
-            }
-            let s = ptr::addr_of_mut!((*seg).slabs[first]);
-            (*s).free = ptr::null_mut();
-            (*s).start = start;
-            (*s).bump = start;
-            (*s).end = start.add(capacity * size);
-            (*s).used = 0;
-            (*s).capacity = capacity as u32;
-            (*s).obj_size = size as u32;
-            (*s).span = span as u8;
-            (*s).class = class as u8;
-            (*inner).slabs += 1;
-            push(&mut (*inner).partial, s);
-            // Relaxed: a statistic.
-            self.slabs.fetch_add(1, Ordering::Relaxed);
-            s
-        }
+        let s = ptr::addr_of_mut!((*seg).slabs[first]);
+        (*s).free = ptr::null_mut();
+        (*s).start = start;
+        (*s).bump = start;
+        (*s).end = start.add(capacity * size);
+        (*s).used = 0;
+        (*s).capacity = capacity as u32;
+        (*s).obj_size = size as u32;
+        (*s).span = span as u8;
+        (*s).class = class as u8;
+        inner.slabs += 1;
+        inner.empty += 1;
+        push(&mut inner.partial, s);
+        s
     }
 }
 

@@ -59,13 +59,19 @@ impl RawLock {
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) {
-        // Spin briefly first: critical sections in this crate are short. Spin on a
-        // plain load so waiting does not bounce the cache line; CAS only when free.
-        for _ in 0..100 {
+        // Spin, then yield, briefly first (crossbeam's `Backoff`: 2^k spin hints
+        // for k < 7, then a few `sched_yield`s; it never allocates): critical
+        // sections in this crate are short. Poll with a plain load so waiting
+        // does not bounce the cache line; CAS only when free.
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
             // Relaxed: a hint; the CAS in `try_lock` does the acquiring.
             if self.state.load(Ordering::Relaxed) == 0 && self.try_lock() {
                 return;
             }
+            backoff.snooze();
+            // Under loom, a model yield so the spin ends in the model.
+            #[cfg(rustydb_loom)]
             super::spin_hint();
         }
         // Mark "waiters" and sleep until we observe the unlocked state ourselves.
@@ -86,31 +92,12 @@ impl RawLock {
         }
     }
 
-    /// Takes the lock and returns a guard that releases it on drop.
-    #[inline]
-    pub(crate) fn guard(&self) -> SpinLockGuard<'_> {
-        self.lock();
-        SpinLockGuard { lock: self }
-    }
-
     /// Reinitialises the lock to "unlocked" in a forked child, where the thread
     /// that held it no longer exists.
     #[cfg(not(rustydb_loom))]
     pub(crate) fn reset_in_child(&self) {
         // Relaxed: the child is single-threaded at this point.
         self.state.store(0, Ordering::Relaxed);
-    }
-}
-
-/// Releases a [`RawLock`] when dropped.
-#[derive(Debug)]
-pub(crate) struct SpinLockGuard<'a> {
-    lock: &'a RawLock,
-}
-
-impl Drop for SpinLockGuard<'_> {
-    fn drop(&mut self) {
-        self.lock.unlock();
     }
 }
 

@@ -7,8 +7,11 @@
 //! constructors that loom's types do not have.
 
 mod lock;
+mod owned;
 
 pub(crate) use lock::RawLock;
+#[allow(unused_imports)] // named by code that holds a guard in a field or signature
+pub(crate) use owned::{Lock, LockGuard};
 
 /// Blocking locks for the parts above the allocator (pressure, buffer pool,
 /// manager), where a poisoned lock is recovered rather than propagated.

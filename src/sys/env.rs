@@ -1,6 +1,20 @@
 //! Reading `RUSTYDB_MEM_*` options without allocating (`std::env::var` allocates a
 //! `String`, which the allocator cannot do while initialising itself).
 
+unsafe extern "C" {
+    /// libc's environment block (`environ(7)`).
+    static environ: *const *const core::ffi::c_char;
+}
+
+/// Whether libc has set up the environment yet. False only in a preloaded
+/// `malloc` called by the dynamic linker before libc's initialisation (and in a
+/// process that cleared its environment with `clearenv`).
+pub(crate) fn environment_ready() -> bool {
+    // SAFETY: reads the pointer only, the access `getenv` itself makes (and
+    // with the same caveat: `setenv` on another thread must not run meanwhile).
+    !unsafe { environ }.is_null()
+}
+
 /// Parses the environment variable `name` (a NUL-terminated byte string) as a
 /// size: decimal digits with an optional `k`/`m`/`g` suffix (powers of 1024).
 /// Missing, empty, malformed or overflowing values give `None`.

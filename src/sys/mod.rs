@@ -6,9 +6,10 @@
 mod env;
 pub(crate) mod mapped;
 mod mem;
+pub(crate) mod purge_signal;
 mod readings;
 
-pub(crate) use env::env_usize;
+pub(crate) use env::{env_usize, environment_ready};
 pub use mem::{Advice, HugePageSize};
 #[allow(unused_imports)]
 pub(crate) use mem::{

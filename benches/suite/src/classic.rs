@@ -3,6 +3,13 @@
 //! returns a checksum that depends only on the request sequence (not on thread
 //! timing), so every allocator must produce the same value; blocks are checked
 //! when freed ([`Blk`]).
+//!
+//! Six of them duplicate programs of mimalloc-bench (`sh6bench`, `larson`,
+//! `xmalloc` ↔ `xmalloc-test`, `mstress`, `cache_scratch` ↔ `cache-scratch`,
+//! `rptest`; `big::malloc_large` ↔ `malloc-large`). The originals run unchanged
+//! under the same allocators through the C ABI with `scripts/mimalloc-bench`;
+//! BENCHMARKS.md ("mimalloc-bench", "The suite beside the originals") sets the
+//! ratios of both side by side.
 
 use std::alloc::{Layout, alloc, dealloc};
 use std::hint::black_box;

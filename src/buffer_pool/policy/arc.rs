@@ -5,7 +5,7 @@
 //!
 //! Tiers: T2 is hot, T1 is warm.
 
-use super::lists::{FrameLists, KeyedQueue, NONE};
+use super::lists::{KeyedQueue, PagedLists};
 use super::{EvictionPolicy, FrameId, Policy, PolicyStats, Tier};
 
 const T1: usize = 0;
@@ -14,8 +14,7 @@ const T2: usize = 1;
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct ArcPolicy {
-    lists: FrameLists<2>,
-    pages: Vec<u64>,
+    res: PagedLists<2>,
     b1: KeyedQueue<()>,
     b2: KeyedQueue<()>,
     p: f64,
@@ -29,8 +28,7 @@ impl ArcPolicy {
     /// ARC over `capacity` frames.
     pub fn new(capacity: usize) -> Self {
         Self {
-            lists: FrameLists::new(capacity),
-            pages: vec![u64::MAX; capacity],
+            res: PagedLists::new(capacity),
             b1: KeyedQueue::new(),
             b2: KeyedQueue::new(),
             p: 0.0,
@@ -57,25 +55,9 @@ impl ArcPolicy {
         }
     }
 
-    /// The evictable frame nearest the LRU end of list `l`.
-    fn lru_evictable(
-        &self,
-        l: usize,
-        evictable: &mut dyn FnMut(FrameId) -> bool,
-    ) -> Option<FrameId> {
-        let mut f = self.lists.back(l);
-        while let Some(x) = f {
-            if evictable(x) {
-                return Some(x);
-            }
-            f = self.lists.newer(x);
-        }
-        None
-    }
-
     fn evict_from(&mut self, l: usize, f: FrameId, ghost: bool) -> FrameId {
-        self.lists.remove(f);
-        let page = self.pages[f as usize];
+        self.res.remove(f);
+        let page = self.res.page(f);
         if ghost {
             if l == T1 {
                 self.b1.push_front(page, ());
@@ -93,14 +75,14 @@ impl ArcPolicy {
         incoming_in_b2: bool,
         evictable: &mut dyn FnMut(FrameId) -> bool,
     ) -> Option<FrameId> {
-        let t1 = self.lists.len(T1) as f64;
-        let t2 = self.lists.len(T2);
+        let t1 = self.res.lists.len(T1) as f64;
+        let t2 = self.res.lists.len(T2);
         let from_t1 = (t1 > 0.0 && (t1 > self.p || (t1 == self.p && incoming_in_b2))) || t2 == 0;
         let (first, second) = if from_t1 { (T1, T2) } else { (T2, T1) };
-        if let Some(f) = self.lru_evictable(first, evictable) {
+        if let Some(f) = self.res.lists.oldest_where(first, evictable) {
             return Some(self.evict_from(first, f, true));
         }
-        let f = self.lru_evictable(second, evictable)?;
+        let f = self.res.lists.oldest_where(second, evictable)?;
         Some(self.evict_from(second, f, true))
     }
 }
@@ -113,16 +95,15 @@ impl EvictionPolicy for ArcPolicy {
         self.c
     }
     fn len(&self) -> usize {
-        self.lists.len(T1) + self.lists.len(T2)
+        self.res.len()
     }
     fn contains(&self, frame: FrameId) -> bool {
-        self.lists.list_of(frame) != NONE
+        self.res.contains(frame)
     }
     fn insert(&mut self, frame: FrameId, page: u64) {
-        if self.contains(frame) || frame as usize >= self.c {
+        if !self.res.admit(frame, page) {
             return;
         }
-        self.pages[frame as usize] = page;
         let ghost = self.b1.contains(page) || self.b2.contains(page);
         if ghost {
             if self.adapted != Some(page) {
@@ -132,9 +113,9 @@ impl EvictionPolicy for ArcPolicy {
             self.b2.remove(page);
             self.stats.ghost_hits += 1;
             self.stats.promotions += 1;
-            self.lists.push_front(T2, frame);
+            self.res.lists.push_front(T2, frame);
         } else {
-            self.lists.push_front(T1, frame);
+            self.res.lists.push_front(T1, frame);
         }
         self.adapted = None;
     }
@@ -142,12 +123,12 @@ impl EvictionPolicy for ArcPolicy {
         if !self.contains(frame) {
             return Tier::Warm;
         }
-        if self.lists.list_of(frame) == T1 as u8 {
+        if self.res.lists.list_of(frame) == T1 as u8 {
             self.stats.promotions += 1;
-            self.lists.move_to_front(T2, frame);
+            self.res.lists.move_to_front(T2, frame);
             Tier::Warm
         } else {
-            self.lists.move_to_front(T2, frame);
+            self.res.lists.move_to_front(T2, frame);
             Tier::Hot
         }
     }
@@ -168,33 +149,29 @@ impl EvictionPolicy for ArcPolicy {
             return self.replace(in_b2, evictable);
         }
         // Case IV: a miss in all four lists (or an unknown incoming page).
-        let (t1, b1) = (self.lists.len(T1), self.b1.len());
+        let (t1, b1) = (self.res.lists.len(T1), self.b1.len());
         if t1 + b1 >= self.c {
             if b1 > 0 {
                 self.b1.pop_back();
                 return self.replace(false, evictable);
             }
             // T1 holds c pages: drop its LRU page without a ghost.
-            if let Some(f) = self.lru_evictable(T1, evictable) {
+            if let Some(f) = self.res.lists.oldest_where(T1, evictable) {
                 return Some(self.evict_from(T1, f, false));
             }
             return self.replace(false, evictable);
         }
-        let total = t1 + b1 + self.lists.len(T2) + self.b2.len();
+        let total = t1 + b1 + self.res.lists.len(T2) + self.b2.len();
         if total >= 2 * self.c {
             self.b2.pop_back();
         }
         self.replace(false, evictable)
     }
     fn remove(&mut self, frame: FrameId, _page: u64) {
-        self.lists.remove(frame);
+        self.res.remove(frame);
     }
     fn tier(&self, frame: FrameId) -> Tier {
-        if self.lists.list_of(frame) == T2 as u8 {
-            Tier::Hot
-        } else {
-            Tier::Warm
-        }
+        self.res.tier(frame, T2)
     }
     fn stats(&self) -> PolicyStats {
         PolicyStats {

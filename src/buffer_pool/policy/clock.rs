@@ -6,15 +6,13 @@
 //! Tiers: usage ≥ 1 is hot (referenced since the hand last passed), usage 0
 //! is warm. The hand demotes hot pages to warm as it passes them.
 
-use super::lists::{FrameLists, NONE};
+use super::ring::CountedRing;
 use super::{EvictionPolicy, FrameId, Policy, PolicyStats, Tier};
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Clock {
-    ring: FrameLists<1>,
-    usage: Vec<u8>,
-    max_usage: u8,
+    r: CountedRing,
     stats: PolicyStats,
 }
 
@@ -23,11 +21,18 @@ impl Clock {
     /// (1 = classic second chance, libCacheSim's default; PostgreSQL uses 5).
     pub fn new(capacity: usize, max_usage: u8) -> Self {
         Self {
-            ring: FrameLists::new(capacity),
-            usage: vec![0; capacity],
-            max_usage: max_usage.max(1),
+            r: CountedRing::new(capacity, max_usage),
             stats: PolicyStats::default(),
         }
+    }
+}
+
+impl Clock {
+    /// A hit on held frame `f` without the bookkeeping `access` does (tier,
+    /// statistics): the adaptive policy's hit path.
+    #[inline(always)]
+    pub(crate) fn mark(&mut self, f: FrameId) {
+        self.r.mark(f);
     }
 }
 
@@ -36,32 +41,19 @@ impl EvictionPolicy for Clock {
         Policy::Clock
     }
     fn capacity(&self) -> usize {
-        self.usage.len()
+        self.r.capacity()
     }
     fn len(&self) -> usize {
-        self.ring.len(0)
+        self.r.len()
     }
     fn contains(&self, frame: FrameId) -> bool {
-        self.ring.list_of(frame) != NONE
+        self.r.contains(frame)
     }
     fn insert(&mut self, frame: FrameId, _page: u64) {
-        if self.contains(frame) || frame as usize >= self.usage.len() {
-            return;
-        }
-        self.usage[frame as usize] = 0;
-        self.ring.push_front(0, frame);
+        self.r.insert(frame);
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
-        if !self.contains(frame) {
-            return Tier::Warm;
-        }
-        let u = &mut self.usage[frame as usize];
-        let before = if *u > 0 { Tier::Hot } else { Tier::Warm };
-        if *u == 0 {
-            self.stats.promotions += 1;
-        }
-        *u = (*u + 1).min(self.max_usage);
-        before
+        self.r.touch(frame, &mut self.stats)
     }
     fn victim(
         &mut self,
@@ -69,14 +61,14 @@ impl EvictionPolicy for Clock {
         evictable: &mut dyn FnMut(FrameId) -> bool,
     ) -> Option<FrameId> {
         let n = self.len();
-        let mut budget = n * (self.max_usage as usize + 2);
+        let mut budget = n * (self.r.max() as usize + 2);
         let mut skipped = 0usize;
         while budget > 0 {
             budget -= 1;
-            let f = self.ring.back(0)?;
+            let f = self.r.ring.back(0)?;
             if !evictable(f) {
                 // Pinned: pass over it without touching its count.
-                self.ring.move_to_front(0, f);
+                self.r.ring.move_to_front(0, f);
                 skipped += 1;
                 if skipped >= n {
                     return None;
@@ -84,30 +76,21 @@ impl EvictionPolicy for Clock {
                 continue;
             }
             skipped = 0;
-            let u = &mut self.usage[f as usize];
-            if *u > 0 {
-                *u -= 1;
-                if *u == 0 {
-                    self.stats.demotions += 1;
-                }
-                self.ring.move_to_front(0, f);
+            if self.r.lower(f, &mut self.stats) {
+                self.r.ring.move_to_front(0, f);
                 continue;
             }
-            self.ring.remove(f);
+            self.r.remove(f);
             self.stats.victims += 1;
             return Some(f);
         }
         None
     }
     fn remove(&mut self, frame: FrameId, _page: u64) {
-        self.ring.remove(frame);
+        self.r.remove(frame);
     }
     fn tier(&self, frame: FrameId) -> Tier {
-        if self.usage.get(frame as usize).copied().unwrap_or(0) > 0 {
-            Tier::Hot
-        } else {
-            Tier::Warm
-        }
+        self.r.tier(frame)
     }
     fn stats(&self) -> PolicyStats {
         self.stats

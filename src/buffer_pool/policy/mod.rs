@@ -34,21 +34,46 @@
 //!
 //! The conformance suite in `tests/buffer_pool_policies.rs` checks these
 //! rules on every policy.
+//!
+//! # Choosing a policy
+//!
+//! The default, [`Policy::Adaptive`], follows LIRS or CLOCK, whichever small
+//! sampled simulations of both show is winning: near LIRS on loops and scans
+//! larger than the pool, near LRU where recency is right (zig-zags), and the
+//! best mean hit ratio of the built-in policies on the real and generated
+//! traces in `BENCHMARKS.md`. [`Policy::Lirs`] or [`Policy::ClockPro`] suit
+//! known looping or scanning workloads; [`Policy::WTinyLfu`] skewed lookups
+//! with stable popularity; [`Policy::Clock`] or [`Policy::Lru`] pure recency.
+//! `examples/trace_replay` measures them all on a trace of your own.
 
+mod adaptive;
 mod arc;
+mod climber;
 mod clock;
+mod clock_pro;
+mod lirs;
 mod lists;
+mod lru;
 mod lru_k;
+mod ring;
 mod s3fifo;
+mod shadow;
 mod sieve;
+mod sketch;
 mod two_q;
+mod w_tinylfu;
 
+pub use adaptive::Adaptive;
 pub use arc::ArcPolicy;
 pub use clock::Clock;
+pub use clock_pro::ClockPro;
+pub use lirs::Lirs;
+pub use lru::Lru;
 pub use lru_k::LruK;
 pub use s3fifo::S3Fifo;
 pub use sieve::Sieve;
 pub use two_q::TwoQ;
+pub use w_tinylfu::WTinyLfu;
 
 /// A frame index in the pool, `0..frames`.
 pub type FrameId = u32;
@@ -132,6 +157,8 @@ pub trait EvictionPolicy: Send + core::fmt::Debug {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Policy {
+    /// LRU: least recently used first.
+    Lru,
     /// CLOCK (second chance; PostgreSQL's clock sweep with a usage count of 1).
     Clock,
     /// LRU-K with K = 2, a correlated-reference period of `frames / 128`
@@ -139,7 +166,6 @@ pub enum Policy {
     /// (O'Neil, O'Neil & Weikum, SIGMOD 1993).
     LruK,
     /// ARC (Megiddo & Modha, FAST 2003).
-    #[default]
     Arc,
     /// Full 2Q with Kin = 25 %, Kout = 50 % (Johnson & Shasha, VLDB 1994).
     TwoQ,
@@ -147,30 +173,57 @@ pub enum Policy {
     Sieve,
     /// S3-FIFO (Yang et al., SOSP 2023).
     S3Fifo,
+    /// LIRS with 1 % of the frames for HIR pages and up to 4 non-resident
+    /// pages remembered per frame (Jiang & Zhang, SIGMETRICS 2002).
+    Lirs,
+    /// CLOCK-Pro with 5 % of the frames for cold pages (Jiang, Chen & Zhang,
+    /// USENIX ATC 2005).
+    ClockPro,
+    /// W-TinyLFU with Caffeine's adaptive window (1 % to start, hill
+    /// climbing) and a count-min sketch with a doorkeeper (Einziger, Friedman
+    /// & Manes, ACM TOS 2017).
+    WTinyLfu,
+    /// LIRS or LRU, whichever miniature simulations of both show is winning
+    /// ([`Adaptive`]). The default: the best mean hit ratio on the real
+    /// and generated traces in `BENCHMARKS.md`, near LIRS on loops and scans
+    /// and near LRU where recency wins.
+    #[default]
+    Adaptive,
     /// A user-supplied policy (`BufferPoolBuilder::custom_policy`).
     Custom,
 }
 
 impl Policy {
     /// Every built-in policy.
-    pub const ALL: [Policy; 6] = [
+    pub const ALL: [Policy; 11] = [
+        Policy::Lru,
         Policy::Clock,
         Policy::LruK,
         Policy::Arc,
         Policy::TwoQ,
         Policy::Sieve,
         Policy::S3Fifo,
+        Policy::Lirs,
+        Policy::ClockPro,
+        Policy::WTinyLfu,
+        Policy::Adaptive,
     ];
 
-    /// Short name (`"clock"`, `"lru-k"`, `"arc"`, `"2q"`, `"sieve"`, `"s3-fifo"`).
+    /// Short name (`"lru"`, `"clock"`, `"lru-k"`, `"arc"`, `"2q"`, `"sieve"`,
+    /// `"s3-fifo"`, `"lirs"`, `"clock-pro"`, `"w-tinylfu"`, `"adaptive"`).
     pub const fn as_str(self) -> &'static str {
         match self {
+            Policy::Lru => "lru",
             Policy::Clock => "clock",
             Policy::LruK => "lru-k",
             Policy::Arc => "arc",
             Policy::TwoQ => "2q",
             Policy::Sieve => "sieve",
             Policy::S3Fifo => "s3-fifo",
+            Policy::Lirs => "lirs",
+            Policy::ClockPro => "clock-pro",
+            Policy::WTinyLfu => "w-tinylfu",
+            Policy::Adaptive => "adaptive",
             Policy::Custom => "custom",
         }
     }
@@ -178,13 +231,29 @@ impl Policy {
     /// A policy instance with its default parameters for `capacity` frames
     /// (`None` for `Custom`).
     pub fn build(self, capacity: usize) -> Option<Box<dyn EvictionPolicy>> {
+        self.build_reserving(capacity, 0)
+    }
+
+    /// As [`build`](Self::build), for a pool that keeps `outside` of the
+    /// `capacity` frames out of the policy (its cooling stage): LIRS and the
+    /// adaptive policy leave those frames to HIR pages ([`Lirs::reserve`]).
+    pub fn build_reserving(
+        self,
+        capacity: usize,
+        outside: usize,
+    ) -> Option<Box<dyn EvictionPolicy>> {
         Some(match self {
+            Policy::Lru => Box::new(Lru::new(capacity)),
             Policy::Clock => Box::new(Clock::new(capacity, 1)),
             Policy::LruK => Box::new(LruK::new(capacity, 2, (capacity / 128) as u64, capacity)),
             Policy::Arc => Box::new(ArcPolicy::new(capacity)),
             Policy::TwoQ => Box::new(TwoQ::new(capacity, 0.25, 0.5)),
             Policy::Sieve => Box::new(Sieve::new(capacity)),
             Policy::S3Fifo => Box::new(S3Fifo::new(capacity, 0.10, 0.90, 2)),
+            Policy::Lirs => Box::new(Lirs::new(capacity, 1.0, 4).reserve(outside)),
+            Policy::ClockPro => Box::new(ClockPro::new(capacity, 5.0)),
+            Policy::WTinyLfu => Box::new(WTinyLfu::new(capacity, 1.0, true)),
+            Policy::Adaptive => Box::new(Adaptive::reserving(capacity, outside)),
             Policy::Custom => return None,
         })
     }

@@ -5,14 +5,15 @@
 //!
 //! Tiers: visited pages are hot, unvisited ones warm.
 
-use super::lists::{FrameLists, NIL, NONE};
+use super::lists::NIL;
+use super::ring::CountedRing;
 use super::{EvictionPolicy, FrameId, Policy, PolicyStats, Tier};
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Sieve {
-    queue: FrameLists<1>,
-    visited: Vec<bool>,
+    /// The visited bit is a count saturating at 1.
+    r: CountedRing,
     hand: u32,
     stats: PolicyStats,
 }
@@ -21,8 +22,7 @@ impl Sieve {
     /// SIEVE over `capacity` frames.
     pub fn new(capacity: usize) -> Self {
         Self {
-            queue: FrameLists::new(capacity),
-            visited: vec![false; capacity],
+            r: CountedRing::new(capacity, 1),
             hand: NIL,
             stats: PolicyStats::default(),
         }
@@ -34,33 +34,19 @@ impl EvictionPolicy for Sieve {
         Policy::Sieve
     }
     fn capacity(&self) -> usize {
-        self.visited.len()
+        self.r.capacity()
     }
     fn len(&self) -> usize {
-        self.queue.len(0)
+        self.r.len()
     }
     fn contains(&self, frame: FrameId) -> bool {
-        self.queue.list_of(frame) != NONE
+        self.r.contains(frame)
     }
     fn insert(&mut self, frame: FrameId, _page: u64) {
-        if self.contains(frame) || frame as usize >= self.visited.len() {
-            return;
-        }
-        self.visited[frame as usize] = false;
-        self.queue.push_front(0, frame);
+        self.r.insert(frame);
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
-        if !self.contains(frame) {
-            return Tier::Warm;
-        }
-        let v = &mut self.visited[frame as usize];
-        if *v {
-            Tier::Hot
-        } else {
-            *v = true;
-            self.stats.promotions += 1;
-            Tier::Warm
-        }
+        self.r.touch(frame, &mut self.stats)
     }
     fn victim(
         &mut self,
@@ -69,24 +55,20 @@ impl EvictionPolicy for Sieve {
     ) -> Option<FrameId> {
         let n = self.len();
         let mut f = if self.hand == NIL {
-            self.queue.back(0)?
+            self.r.ring.back(0)?
         } else {
             self.hand
         };
         for _ in 0..2 * n + 2 {
-            let i = f as usize;
-            if self.visited[i] {
-                self.visited[i] = false;
-                self.stats.demotions += 1;
-            } else if evictable(f) {
-                self.hand = self.queue.newer(f).unwrap_or(NIL);
-                self.queue.remove(f);
+            if !self.r.lower(f, &mut self.stats) && evictable(f) {
+                self.hand = self.r.ring.newer(f).unwrap_or(NIL);
+                self.r.remove(f);
                 self.stats.victims += 1;
                 return Some(f);
             }
-            f = match self.queue.newer(f) {
+            f = match self.r.ring.newer(f) {
                 Some(x) => x,
-                None => self.queue.back(0)?,
+                None => self.r.ring.back(0)?,
             };
         }
         None
@@ -96,16 +78,12 @@ impl EvictionPolicy for Sieve {
             return;
         }
         if self.hand == frame {
-            self.hand = self.queue.newer(frame).unwrap_or(NIL);
+            self.hand = self.r.ring.newer(frame).unwrap_or(NIL);
         }
-        self.queue.remove(frame);
+        self.r.remove(frame);
     }
     fn tier(&self, frame: FrameId) -> Tier {
-        if self.visited.get(frame as usize).copied().unwrap_or(false) {
-            Tier::Hot
-        } else {
-            Tier::Warm
-        }
+        self.r.tier(frame)
     }
     fn stats(&self) -> PolicyStats {
         self.stats

@@ -8,7 +8,7 @@
 //!
 //! Tiers: Am is hot, A1in is warm.
 
-use super::lists::{FrameLists, KeyedQueue, NONE};
+use super::lists::{KeyedQueue, PagedLists};
 use super::{EvictionPolicy, FrameId, Policy, PolicyStats, Tier};
 
 const A1IN: usize = 0;
@@ -17,8 +17,7 @@ const AM: usize = 1;
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct TwoQ {
-    lists: FrameLists<2>,
-    pages: Vec<u64>,
+    res: PagedLists<2>,
     a1out: KeyedQueue<()>,
     kin: usize,
     kout: usize,
@@ -31,8 +30,7 @@ impl TwoQ {
     pub fn new(capacity: usize, kin: f64, kout: f64) -> Self {
         let frac = |x: f64| (capacity as f64 * x.clamp(0.0, 1.0)) as usize;
         Self {
-            lists: FrameLists::new(capacity),
-            pages: vec![u64::MAX; capacity],
+            res: PagedLists::new(capacity),
             a1out: KeyedQueue::new(),
             kin: frac(kin),
             kout: frac(kout).max(1),
@@ -40,25 +38,10 @@ impl TwoQ {
         }
     }
 
-    fn lru_evictable(
-        &self,
-        l: usize,
-        evictable: &mut dyn FnMut(FrameId) -> bool,
-    ) -> Option<FrameId> {
-        let mut f = self.lists.back(l);
-        while let Some(x) = f {
-            if evictable(x) {
-                return Some(x);
-            }
-            f = self.lists.newer(x);
-        }
-        None
-    }
-
     fn take(&mut self, l: usize, f: FrameId) -> FrameId {
-        self.lists.remove(f);
+        self.res.remove(f);
         if l == A1IN {
-            self.a1out.push_front(self.pages[f as usize], ());
+            self.a1out.push_front(self.res.page(f), ());
             while self.a1out.len() > self.kout {
                 self.a1out.pop_back();
             }
@@ -73,33 +56,32 @@ impl EvictionPolicy for TwoQ {
         Policy::TwoQ
     }
     fn capacity(&self) -> usize {
-        self.pages.len()
+        self.res.capacity()
     }
     fn len(&self) -> usize {
-        self.lists.len(A1IN) + self.lists.len(AM)
+        self.res.len()
     }
     fn contains(&self, frame: FrameId) -> bool {
-        self.lists.list_of(frame) != NONE
+        self.res.contains(frame)
     }
     fn insert(&mut self, frame: FrameId, page: u64) {
-        if self.contains(frame) || frame as usize >= self.pages.len() {
+        if !self.res.admit(frame, page) {
             return;
         }
-        self.pages[frame as usize] = page;
         if self.a1out.remove(page).is_some() {
             self.stats.ghost_hits += 1;
             self.stats.promotions += 1;
-            self.lists.push_front(AM, frame);
+            self.res.lists.push_front(AM, frame);
         } else {
-            self.lists.push_front(A1IN, frame);
+            self.res.lists.push_front(A1IN, frame);
         }
     }
     fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
         if !self.contains(frame) {
             return Tier::Warm;
         }
-        if self.lists.list_of(frame) == AM as u8 {
-            self.lists.move_to_front(AM, frame);
+        if self.res.lists.list_of(frame) == AM as u8 {
+            self.res.lists.move_to_front(AM, frame);
             Tier::Hot
         } else {
             // A hit in A1in changes nothing (correlated references).
@@ -111,27 +93,23 @@ impl EvictionPolicy for TwoQ {
         _incoming: Option<u64>,
         evictable: &mut dyn FnMut(FrameId) -> bool,
     ) -> Option<FrameId> {
-        let order = if self.lists.len(A1IN) > self.kin || self.lists.len(AM) == 0 {
+        let order = if self.res.lists.len(A1IN) > self.kin || self.res.lists.len(AM) == 0 {
             [A1IN, AM]
         } else {
             [AM, A1IN]
         };
         for l in order {
-            if let Some(f) = self.lru_evictable(l, evictable) {
+            if let Some(f) = self.res.lists.oldest_where(l, evictable) {
                 return Some(self.take(l, f));
             }
         }
         None
     }
     fn remove(&mut self, frame: FrameId, _page: u64) {
-        self.lists.remove(frame);
+        self.res.remove(frame);
     }
     fn tier(&self, frame: FrameId) -> Tier {
-        if self.lists.list_of(frame) == AM as u8 {
-            Tier::Hot
-        } else {
-            Tier::Warm
-        }
+        self.res.tier(frame, AM)
     }
     fn stats(&self) -> PolicyStats {
         PolicyStats {

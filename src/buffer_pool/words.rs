@@ -1,0 +1,200 @@
+//! Page bytes as 8-byte atomic words: how optimistic readers copy a payload
+//! out, and how writers write a frame that optimistic readers may be copying.
+//!
+//! Rust's memory model makes a non-atomic access that races with any other
+//! access to the same bytes undefined behaviour, even if a version check
+//! throws the value away afterwards (the seqlock caveat crossbeam's
+//! `AtomicCell` documents). So an optimistic reader loads the payload through
+//! relaxed `AtomicU64` loads, and while a frame may have optimistic readers
+//! (its `OPTIMISTIC` bit, see `frame.rs`) its owner writes it through relaxed
+//! `AtomicU64` stores of whole aligned words. Every concurrent access to those
+//! bytes is then an atomic access of the same size and place, or a read —
+//! the model's rule for atomics reached through a pointer ("atomic accesses
+//! of different sizes may not partially overlap unless both are reads"):
+//! readers never use byte atomics over words a writer stores whole.
+//!
+//! The words are reached through raw pointers into the pool's mapping, not
+//! through `crate::sync` (loom has no atomics over foreign memory); the loom
+//! model in `tests/loom_buffer_pool.rs` checks the protocol that decides
+//! which side may write plainly (`loom_api::PoolModel`).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes per word.
+pub(crate) const WORD: usize = 8;
+
+/// The word at `p`, by a relaxed atomic load.
+///
+/// # Safety
+/// `p` is 8-aligned and inside the pool's frame mapping (live for the call);
+/// every write that may run concurrently with this load is an atomic store of
+/// the whole word at `p` (the optimistic-read protocol of `frame.rs`).
+#[inline(always)]
+unsafe fn load(p: *const u8) -> u64 {
+    // SAFETY: aligned and live (the caller's contract); concurrent writes are
+    // same-size atomic stores, so this access is not a data race.
+    unsafe { AtomicU64::from_ptr(p.cast::<u64>().cast_mut()) }.load(Ordering::Relaxed)
+}
+
+/// Stores `v` into the word at `p` by a relaxed atomic store.
+///
+/// # Safety
+/// `p` is 8-aligned and inside the frame mapping; the caller owns the frame
+/// (write latch or `IO`), so no other thread writes it, and concurrent readers
+/// only read it (optimistic readers with same-size atomic loads).
+#[inline(always)]
+unsafe fn store(p: *mut u8, v: u64) {
+    // SAFETY: aligned and live (the caller's contract); the only concurrent
+    // accesses are reads, the racing ones atomic loads of this same word.
+    unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.store(v, Ordering::Relaxed)
+}
+
+/// Copies bytes `offset..offset + out.len()` of the payload at `base` into
+/// `out`, one atomic word load per word the range touches.
+///
+/// # Safety
+/// `base` is 8-aligned, `offset + out.len()` is at most the payload length,
+/// the payload's length is a multiple of 8 and it lies inside the frame
+/// mapping for the call; writes racing with the loads are whole-word atomic
+/// stores (see the module documentation).
+#[inline(always)]
+pub(crate) unsafe fn copy_out(base: *const u8, offset: usize, out: &mut [u8]) {
+    let end = offset + out.len();
+    let mut at = offset;
+    let mut o = 0;
+    while at < end {
+        let w = at & !(WORD - 1);
+        // SAFETY: `w` is 8-aligned and `w + 8 ≤ len` (the payload length is
+        // a multiple of 8 and `w < end ≤ len`): inside the payload.
+        let bytes = unsafe { load(base.add(w)) }.to_ne_bytes();
+        let (lo, hi) = (at - w, (end - w).min(WORD));
+        out[o..o + hi - lo].copy_from_slice(&bytes[lo..hi]);
+        o += hi - lo;
+        at = w + WORD;
+    }
+}
+
+/// Writes `src` at `offset` of the payload at `base` through atomic word
+/// stores; a word `src` covers only in part keeps its other bytes.
+///
+/// # Safety
+/// As [`copy_out`], and the caller owns the frame (write latch or `IO`).
+pub(crate) unsafe fn copy_in(base: *mut u8, offset: usize, src: &[u8]) {
+    let end = offset + src.len();
+    let mut at = offset;
+    let mut i = 0;
+    while at < end {
+        let w = at & !(WORD - 1);
+        let (lo, hi) = (at - w, (end - w).min(WORD));
+        let mut bytes = if lo == 0 && hi == WORD {
+            [0; WORD]
+        } else {
+            // SAFETY: as in `copy_out`; we are the only writer, so this load
+            // returns the word's current value.
+            unsafe { load(base.add(w)) }.to_ne_bytes()
+        };
+        bytes[lo..hi].copy_from_slice(&src[i..i + hi - lo]);
+        // SAFETY: inside the payload (as above), and we own the frame.
+        unsafe { store(base.add(w), u64::from_ne_bytes(bytes)) };
+        i += hi - lo;
+        at = w + WORD;
+    }
+}
+
+/// Publishes `new` (a whole payload) over the payload at `base`, storing only
+/// the words that differ: a writer's private copy going back to the frame.
+///
+/// # Safety
+/// `base` is 8-aligned with `new.len()` bytes of payload (a multiple of 8)
+/// inside the mapping; the caller owns the frame (write latch or `IO`).
+pub(crate) unsafe fn publish(base: *mut u8, new: &[u8]) {
+    // Compare a block at a time (a plain read of the frame: we are its only
+    // writer, and reads never race with reads); store only changed words.
+    const BLOCK: usize = 64;
+    debug_assert_eq!(new.len() % WORD, 0);
+    for (b, n) in new.chunks(BLOCK).enumerate() {
+        let at = b * BLOCK;
+        // SAFETY: `n.len()` bytes at `at` are inside the payload (the caller's
+        // contract); nobody writes them while we own the frame, and the view
+        // ends before we store below.
+        let same = unsafe { core::slice::from_raw_parts(base.add(at).cast_const(), n.len()) } == n;
+        if same {
+            continue;
+        }
+        for (k, nw) in n.chunks_exact(WORD).enumerate() {
+            let mut v = [0; WORD];
+            v.copy_from_slice(nw);
+            let v = u64::from_ne_bytes(v);
+            let p = base.wrapping_add(at + k * WORD);
+            // SAFETY: an aligned word inside the payload; we own the frame, so
+            // the load returns its current value and the store is the only write.
+            unsafe {
+                if load(p) != v {
+                    store(p, v);
+                }
+            }
+        }
+    }
+}
+
+/// Fills `len` bytes of payload at `base` with zeros through atomic stores.
+///
+/// # Safety
+/// As [`publish`] with a payload of `len` bytes.
+pub(crate) unsafe fn zero(base: *mut u8, len: usize) {
+    debug_assert_eq!(len % WORD, 0);
+    for w in (0..len).step_by(WORD) {
+        // SAFETY: inside the payload; we own the frame.
+        unsafe { store(base.add(w), 0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_any_range_and_keeps_neighbours() {
+        let mut frame = [0u64; 8];
+        let base = frame.as_mut_ptr().cast::<u8>();
+        let src: Vec<u8> = (1..=64).collect();
+        // SAFETY: `frame` is 64 aligned bytes owned by this test.
+        unsafe { copy_in(base, 0, &src) };
+        for off in 0..64 {
+            for len in 0..=(64 - off) {
+                let mut out = vec![0u8; len];
+                // SAFETY: as above; `off + len ≤ 64`.
+                unsafe { copy_out(base, off, &mut out) };
+                assert_eq!(out, &src[off..off + len], "{off}+{len}");
+            }
+        }
+        // SAFETY: as above.
+        unsafe { copy_in(base, 5, &[0xAA; 12]) };
+        let mut all = [0u8; 64];
+        // SAFETY: as above.
+        unsafe { copy_out(base, 0, &mut all) };
+        assert_eq!(&all[..5], &src[..5]);
+        assert_eq!(&all[5..17], &[0xAA; 12]);
+        assert_eq!(&all[17..], &src[17..]);
+    }
+
+    #[test]
+    fn publish_and_zero_write_the_whole_payload() {
+        let mut frame = [7u64; 32];
+        let base = frame.as_mut_ptr().cast::<u8>();
+        let mut new = [7u8; 256];
+        for (b, x) in new.iter_mut().enumerate() {
+            *x = (b * 3) as u8;
+        }
+        new[..8].copy_from_slice(&7u64.to_ne_bytes());
+        // SAFETY: `frame` is 256 aligned bytes owned by this test.
+        unsafe { publish(base, &new) };
+        let mut out = [0u8; 256];
+        // SAFETY: as above.
+        unsafe { copy_out(base, 0, &mut out) };
+        assert_eq!(out, new);
+        // SAFETY: as above.
+        unsafe { zero(base, 256) };
+        assert_eq!(frame, [0; 32]);
+    }
+}

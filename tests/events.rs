@@ -1,0 +1,89 @@
+//! The `tracing` feature's events: a pressure level change and a release with
+//! the bytes each reclaimer freed reach a subscriber, with their fields.
+#![cfg(feature = "tracing")]
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustydb_memory::{PressureLevel, PressureManager};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata};
+
+/// Each event as `target: field=value …`.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, "{}={:?} ", field.name(), value);
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut f = Fields(format!("{}: ", event.metadata().target()));
+        event.record(&mut f);
+        self.0.lock().unwrap().push(f.0);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn level_changes_and_releases_per_reclaimer_are_events() {
+    let usage = Arc::new(AtomicU64::new(0));
+    let reading = usage.clone();
+    let pm = PressureManager::builder()
+        .budget(1000)
+        .usage_fn(move || reading.load(Ordering::Relaxed))
+        .monitor(false)
+        .build()
+        .unwrap();
+    let cache = usage.clone();
+    let _h = pm.register(PressureLevel::Warning, 0, "test-cache", move |req| {
+        cache.fetch_sub(req.bytes_wanted, Ordering::Relaxed);
+        req.bytes_wanted
+    });
+    let capture = Capture::default();
+    tracing::subscriber::with_default(capture.clone(), || {
+        usage.store(960, Ordering::Relaxed);
+        pm.check_now();
+    });
+    let events = capture.0.lock().unwrap().clone();
+    let joined = events.join("\n");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("rustydb_memory::pressure")
+                && e.contains("memory pressure level changed")
+                && e.contains("from=\"normal\"")
+                && e.contains("to=\"warning\"")),
+        "{joined}"
+    );
+    let released = 960 - usage.load(Ordering::Relaxed);
+    assert!(released > 0);
+    assert!(
+        events.iter().any(|e| e.contains("reclaimer ran")
+            && e.contains("reclaimer=test-cache")
+            && e.contains("level=\"emergency\"")
+            && e.contains(&format!("released={released} "))),
+        "{joined}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("memory released under pressure") && e.contains("emergency=true")),
+        "{joined}"
+    );
+}
