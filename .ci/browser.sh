@@ -28,31 +28,14 @@ cp tests/browser/package.json tests/browser/package-lock.json "$node_dir/"
 (cd "$node_dir" && npm ci --no-audit --no-fund --silent)
 cp tests/browser/dashboard.mjs "$node_dir/"
 
-cargo build --release --example rustydb_server
-data=$(mktemp -d)
-log="$data/server.log"
 admin="browser-admin-token-0123456789"
 ro="browser-readonly-token-0123456789"
 rw="browser-readwrite-token-0123456789"
 # The debugger tracks, so the page has live sites to list.
-RUSTYDB_MEM_DEBUG=tracking target/release/examples/rustydb_server --addr 127.0.0.1:0 \
-    --data-dir "$data/db" --admin-token "$admin" --readonly-token "$ro" --readwrite-token "$rw" \
-    --memory-budget 1GiB --buffer-pool-pages 64 2>"$log" &
-pid=$!
-cleanup() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    rm -rf "$data"
-}
-trap cleanup EXIT
-url=""
-for _ in $(seq 1 100); do
-    url=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "the server did not start"; cat "$log"; exit 1; }
+server_env=(RUSTYDB_MEM_DEBUG=tracking)
+server_args=(--admin-token "$admin" --readonly-token "$ro" --readwrite-token "$rw"
+    --memory-budget 1GiB --buffer-pool-pages 64)
+source .ci/server_start.sh
 # A few seconds of history before the page opens.
 sleep 3
 node "$node_dir/dashboard.mjs" "$url" "$ro" "$rw" "$admin" "$(pwd)/$out"

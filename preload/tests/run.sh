@@ -41,7 +41,13 @@ $cc -I"$scratch/prefix/include" "$here/abi.c" -o "$scratch/abi" -ldl
 $cc "$here/threads.c" -o "$scratch/threads_linked" $flags -pthread -ldl
 $cc "$here/threads.c" -o "$scratch/threads" -pthread -ldl
 $cc -shared -fPIC "$here/keys.c" -o "$scratch/keys.so"
-ldd "$scratch/abi_linked" | grep -q librustydb_malloc || { echo "abi_linked does not link the library"; exit 1; }
+# Captured, then matched: `ldd | grep -q` under pipefail fails when grep exits
+# at its first match and ldd dies of SIGPIPE (exit 141).
+linked="$(ldd "$scratch/abi_linked")"
+case "$linked" in
+    *librustydb_malloc*) ;;
+    *) echo "abi_linked does not link the library:"; echo "$linked"; exit 1 ;;
+esac
 
 step "abi, linked"
 "$scratch/abi_linked"

@@ -34,7 +34,7 @@
 //!   release, which then happens before the reader's loads.
 //!
 //! Everything here goes through `crate::sync`, so the loom model in
-//! `tests/loom_buffer_pool.rs` checks this exact code.
+//! `loom/tests/buffer_pool.rs` checks this exact code.
 
 use crate::sync::{AtomicU64, Ordering, fence};
 

@@ -160,6 +160,11 @@ impl Drop for FrameMemory {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) uid: u64,
+    /// `uid << EPOCH_BITS | epoch`: what a thread's access log compares on
+    /// every hit (one load, one compare). `stats()` bumps the epoch, so every
+    /// other thread applies its pending log at its next hit and the next
+    /// `stats()` sees their hits within one interval.
+    pub(crate) log_key: AtomicU64,
     /// One frame's state on a line pair of its own (`CachePadded`: 128 B on
     /// x86-64, where the adjacent-line prefetcher pulls lines in pairs).
     pub(crate) frames: Box<[CachePadded<FrameMeta>]>,
@@ -211,9 +216,11 @@ impl Shared {
         let n = cfg.frames;
         let mem = FrameMemory::map(n * cfg.page_size, cfg.huge_pages)?;
         let kind = cfg.policy.kind();
+        // Relaxed: a unique id.
+        let uid = NEXT_UID.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
-            // Relaxed: a unique id.
-            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            uid,
+            log_key: AtomicU64::new(batch::log_key(uid, 0)),
             frames: (0..n).map(|_| CachePadded::new(FrameMeta::new())).collect(),
             mem,
             table: PageTable::new(n),

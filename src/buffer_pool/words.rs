@@ -15,7 +15,7 @@
 //!
 //! The words are reached through raw pointers into the pool's mapping, not
 //! through `crate::sync` (loom has no atomics over foreign memory); the loom
-//! model in `tests/loom_buffer_pool.rs` checks the protocol that decides
+//! model in `loom/tests/buffer_pool.rs` checks the protocol that decides
 //! which side may write plainly (`loom_api::PoolModel`).
 
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -22,6 +22,8 @@ impl Shared {
     }
 
     pub(crate) fn stats(self: &Arc<Self>) -> BufferPoolStats {
+        // Other threads' logs reach the counters at their next hit after this.
+        batch::bump_epoch(self);
         let mut g = self.lock_inner();
         batch::drain(self, &mut g);
         let mut resident = [0usize; 3];

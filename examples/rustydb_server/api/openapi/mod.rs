@@ -51,7 +51,7 @@ impl Modify for BearerAuth {
         rest::history::history, rest::history::stream,
         crate::server::observe::dashboard::index, crate::server::observe::dashboard::asset,
     ),
-    components(schemas(rest::monitor::AlertState, rest::monitor::LogLevel, crate::server::observe::dashboard::AssetName)),
+    components(schemas(rest::monitor::AlertState, rest::monitor::LogLevel, rest::memory::ProfileFormatParam, crate::server::observe::dashboard::AssetName)),
     modifiers(&BearerAuth),
     tags(
         (name = "admin", description = "Health, configuration, tokens"),

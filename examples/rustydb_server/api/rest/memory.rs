@@ -246,12 +246,22 @@ pub async fn leaks(req: Req) -> Result<Resp, Problem> {
     })))
 }
 
+/// The `format` of `GET /api/v1/memory/profile`, as the document states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ProfileFormatParam {
+    /// dhat's JSON (the default): open it in `dh_view.html`.
+    Dhat,
+    /// A gzipped pprof `profile.proto`.
+    Pprof,
+}
+
 /// A heap profile of the server's debugger: dhat JSON (open it in
 /// `dh_view.html`) or gzipped pprof (`go tool pprof`, speedscope, Pyroscope).
 /// Exact at the tracking and full levels, Poisson estimates at sampled, one
 /// site per component at counting.
 #[utoipa::path(get, path = "/api/v1/memory/profile", tag = "memory", security(("bearer" = [])),
-    params(("format" = Option<String>, Query, description = "`dhat` (default) or `pprof`"),
+    params(("format" = Option<ProfileFormatParam>, Query, description = "`dhat` (default) or `pprof`"),
            ("mark" = Option<u64>, Query, description = "Only blocks allocated since this mark (POST /api/v1/memory/leaks/marks) and still live")),
     responses((status = 200, description = "dhat JSON (dhatFileVersion 2, mode rust-heap), or with `format=pprof` a gzipped pprof profile.proto",
                content((Object = "application/json"), (String = "application/octet-stream"))),
@@ -268,11 +278,20 @@ pub async fn profile(req: Req) -> Result<Resp, Problem> {
             "the memory debugger is off: start the server with RUSTYDB_MEM_DEBUG=sampled (or counting, tracking, full), or PUT /api/v1/memory/debugger",
         ));
     }
+    // Exactly the document's enum (`ProfileFormatParam`): the library's
+    // aliases (`json`, `pb`) are not part of the API.
     let format = match req.query.get("format") {
-        None | Some("") => ProfileFormat::Dhat,
-        Some(f) => ProfileFormat::parse(f).ok_or_else(|| {
-            Problem::bad_request(format!("unknown profile format `{f}`: use dhat or pprof"))
-        })?,
+        None | Some("dhat") => ProfileFormatParam::Dhat,
+        Some("pprof") => ProfileFormatParam::Pprof,
+        Some(f) => {
+            return Err(Problem::bad_request(format!(
+                "unknown profile format `{f}`: use dhat or pprof"
+            )));
+        }
+    };
+    let format = match format {
+        ProfileFormatParam::Dhat => ProfileFormat::Dhat,
+        ProfileFormatParam::Pprof => ProfileFormat::Pprof,
     };
     let scope = match req.query.get("mark") {
         None => ProfileScope::Live,

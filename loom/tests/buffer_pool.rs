@@ -5,8 +5,8 @@
 //! race-free only because owners write a frame an optimistic reader has
 //! marked through atomic words.
 //!
-//! `RUSTFLAGS="--cfg rustydb_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
-//!  cargo test --release --test loom_buffer_pool`
+//! `cd loom && RUSTFLAGS="--cfg rustydb_loom" LOOM_MAX_PREEMPTIONS=2 \
+//!  cargo test --release --test buffer_pool`
 #![cfg(rustydb_loom)]
 
 use loom::sync::Arc;

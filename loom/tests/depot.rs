@@ -1,5 +1,5 @@
 //! Model checks (loom) of the magazine ⇄ depot exchange. Run with
-//! `RUSTFLAGS="--cfg rustydb_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom`.
+//! `cd loom && RUSTFLAGS="--cfg rustydb_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test depot`.
 //!
 //! Magazines hold distinct tokens in place of object pointers. In every
 //! interleaving loom explores, each token must end up in exactly one place
