@@ -69,6 +69,19 @@ pub struct QueryStats {
     top: Mutex<HashMap<(&'static str, String), Top>>,
 }
 
+/// Cuts `s` to at most `TEXT_MAX` bytes on a character boundary and marks
+/// the cut with `…`.
+fn cut_to_text_max(s: &mut String) {
+    if s.len() > TEXT_MAX {
+        let mut cut = TEXT_MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+}
+
 /// Whitespace collapsed, truncated to 200 characters.
 pub fn normalise(q: &str) -> String {
     let mut s = String::with_capacity(q.len().min(TEXT_MAX + 4));
@@ -78,15 +91,76 @@ pub fn normalise(q: &str) -> String {
         }
         s.push_str(w);
         if s.len() > TEXT_MAX {
-            let mut cut = TEXT_MAX;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            s.truncate(cut);
-            s.push('…');
+            cut_to_text_max(&mut s);
             break;
         }
     }
+    s
+}
+
+/// The statement's shape, as `pg_stat_statements` keys it: whitespace
+/// collapsed, every number and quoted string literal replaced by `?`,
+/// truncated to 200 characters. `SELECT * FROM t WHERE id = 17` and
+/// `… id = 42` are one entry, so a workload of point queries keeps one key
+/// instead of filling (and churning) the table with one key per literal.
+pub fn shape(q: &str) -> String {
+    let mut s = String::with_capacity(q.len().min(TEXT_MAX + 4));
+    let mut chars = q.chars().peekable();
+    let mut space = false;
+    // Whether the previous character continues an identifier (`t1`, `x_2`):
+    // digits there are part of the name, not a literal.
+    let mut in_word = false;
+    while let Some(c) = chars.next() {
+        if s.len() > TEXT_MAX {
+            cut_to_text_max(&mut s);
+            return s;
+        }
+        if c.is_whitespace() {
+            space = !s.is_empty();
+            in_word = false;
+            continue;
+        }
+        if space {
+            s.push(' ');
+            space = false;
+        }
+        if c == '\'' {
+            // A string literal; `''` inside it is a quote.
+            while let Some(d) = chars.next() {
+                if d == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+            }
+            s.push('?');
+            in_word = false;
+        } else if c == '"' {
+            // A quoted identifier stays as written.
+            s.push(c);
+            for d in chars.by_ref() {
+                s.push(d);
+                if d == '"' {
+                    break;
+                }
+            }
+            in_word = true;
+        } else if c.is_ascii_digit() && !in_word {
+            while chars
+                .peek()
+                .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '.' || *d == '_')
+            {
+                chars.next();
+            }
+            s.push('?');
+        } else {
+            in_word = c.is_alphanumeric() || c == '_';
+            s.push(c);
+        }
+    }
+    cut_to_text_max(&mut s);
     s
 }
 
@@ -99,33 +173,37 @@ impl QueryStats {
         }
         self.latency.record(d);
         self.rate.add(1);
-        let q = normalise(text);
         let ms = d.as_secs_f64() * 1000.0;
         if ms >= slow_ms as f64 {
+            let q = normalise(text);
             let mut s = self.slow.lock().unwrap_or_else(|e| e.into_inner());
             if s.len() == SLOW_KEPT {
                 s.pop_front();
             }
             s.push_back(SlowQuery {
                 kind,
-                query: q.clone(),
+                query: q,
                 duration_ms: ms,
                 at_ms: unix_ms(),
                 ok,
             });
         }
+        let key = (kind, shape(text));
         let mut t = self.top.lock().unwrap_or_else(|e| e.into_inner());
-        if t.len() >= TOP_KEYS && !t.contains_key(&(kind, q.clone())) {
-            // Make room: forget the entry with the least total time.
-            if let Some(k) = t
-                .iter()
-                .min_by_key(|(_, v)| v.total_us)
-                .map(|(k, _)| k.clone())
-            {
-                t.remove(&k);
-            }
+        if t.len() >= TOP_KEYS && !t.contains_key(&key) {
+            // Make room for a tenth of the table at once: forgetting one entry
+            // per new shape meant a scan of all of them per query.
+            let mut totals: Vec<u64> = t.values().map(|v| v.total_us).collect();
+            let nth = TOP_KEYS / 10;
+            let (_, &mut bound, _) = totals.select_nth_unstable(nth);
+            let mut room = nth + 1;
+            t.retain(|_, v| {
+                let keep = v.total_us > bound || room == 0;
+                room -= usize::from(!keep);
+                keep
+            });
         }
-        let e = t.entry((kind, q)).or_default();
+        let e = t.entry(key).or_default();
         e.calls += 1;
         e.total_us += d.as_micros() as u64;
         e.errors += u64::from(!ok);
@@ -178,9 +256,54 @@ mod tests {
         let slow = q.slow();
         assert_eq!(slow.len(), 1);
         assert_eq!(slow[0].query, "SELECT 1");
+        // Slow queries keep their text; the top list keys by shape.
         let top = q.top(10);
-        assert_eq!(top[0].query, "SELECT 1");
+        assert_eq!(top[0].query, "SELECT ?");
         assert_eq!((top[0].calls, top[0].errors), (2, 1));
         assert!(normalise(&"x ".repeat(500)).chars().count() <= TEXT_MAX + 1);
+    }
+
+    #[test]
+    fn shapes_replace_literals_and_keep_names() {
+        assert_eq!(
+            shape("SELECT  id, name FROM t1 WHERE id = 17 AND s = 'it''s' AND x > -2.5e3"),
+            "SELECT id, name FROM t1 WHERE id = ? AND s = ? AND x > -?"
+        );
+        assert_eq!(
+            shape("select * from \"t 2\" where c_3 = 4"),
+            "select * from \"t 2\" where c_3 = ?"
+        );
+        assert_eq!(shape("SELECT 1"), shape("SELECT 2"));
+        assert!(shape(&"x ".repeat(500)).chars().count() <= TEXT_MAX + 1);
+        assert_eq!(shape("'unterminated"), "?");
+    }
+
+    #[test]
+    fn a_full_table_evicts_a_tenth_of_its_lightest_entries_at_once() {
+        let q = QueryStats::default();
+        for i in 0..TOP_KEYS {
+            let text = format!("SELECT * FROM t{i}");
+            q.record(
+                "sql",
+                &text,
+                Duration::from_micros(1000 + i as u64),
+                true,
+                1000,
+            );
+        }
+        assert_eq!(q.top(usize::MAX).len(), TOP_KEYS);
+        q.record(
+            "sql",
+            "SELECT * FROM fresh",
+            Duration::from_micros(1),
+            true,
+            1000,
+        );
+        let top = q.top(usize::MAX);
+        assert_eq!(top.len(), TOP_KEYS - TOP_KEYS / 10 - 1 + 1);
+        // The heaviest survive; the lightest tenth is gone; the new one is in.
+        assert!(top.iter().any(|e| e.query == "SELECT * FROM t499"));
+        assert!(!top.iter().any(|e| e.query == "SELECT * FROM t0"));
+        assert!(top.iter().any(|e| e.query == "SELECT * FROM fresh"));
     }
 }

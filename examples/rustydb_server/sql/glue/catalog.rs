@@ -56,8 +56,15 @@ pub fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
 }
 
 /// Decodes CBOR.
+///
+/// With a 512-byte scratch on the stack: `ciborium::from_reader`'s own is
+/// 4 KiB, zeroed on every call — most of a point query's decode cost. Owned
+/// strings of any length decode into a `String` as before; only a borrowed
+/// `&str` (chrono's and uuid's short textual forms) must fit the scratch.
 pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> StoreResult<T> {
-    ciborium::from_reader(b).map_err(|e| format!("cannot decode a stored record: {e}"))
+    let mut scratch = [0u8; 512];
+    ciborium::de::from_reader_with_buffer(b, &mut scratch)
+        .map_err(|e| format!("cannot decode a stored record: {e}"))
 }
 
 /// Reads the chain of pages starting at `first` (as of `snap`, if given)

@@ -183,11 +183,12 @@ impl Store for SnapStorage<'_> {
             .map_err(gerr)?;
         let Some(rec) = rec else { return Ok(None) };
         // A slot the writer gave a new key holds another row (or none) in
-        // the snapshot.
-        if rows::record_key(&rec).ok().as_ref() != Some(key) {
+        // the snapshot. One decode serves the check and the row.
+        if !matches!(rec.first(), Some(&rows::INLINE | &rows::STUB)) {
             return Ok(None);
         }
-        self.load(&rec).map(|(_, v)| Some(v))
+        let (k, v) = self.load(&rec)?;
+        Ok((&k == key).then_some(v))
     }
 
     fn scan_data<'s>(&'s self, table_name: &str) -> GResult<RowIter<'s>> {
