@@ -1,5 +1,5 @@
 //! The rustydb server, everything but `main`: built into the example binary,
-//! included by `tests/server_e2e.rs` (`#[path]`) and by the `server_request`
+//! included by `tests/server_e2e/` (`#[path]`) and by the `server_request`
 //! fuzz target through [`oneshot`].
 //!
 //! A request goes: route → auth (401/403) → session → admission pool (503) →

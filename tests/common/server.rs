@@ -1,5 +1,5 @@
 //! The shared harness of the example server's integration tests
-//! (`server_e2e.rs`, `server_sql.rs`, …): a scratch data directory, a base
+//! (`server_e2e/`, `server_sql/`, …): a scratch data directory, a base
 //! configuration, a server on an ephemeral port, and a keep-alive HTTP/1.1
 //! client over a real TCP connection.
 //!
