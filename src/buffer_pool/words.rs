@@ -52,6 +52,11 @@ unsafe fn store(p: *mut u8, v: u64) {
 /// Copies bytes `offset..offset + out.len()` of the payload at `base` into
 /// `out`, one atomic word load per word the range touches.
 ///
+/// The copy is split into a partial head word, whole words and a partial tail
+/// word, so that every copy into `out` has a length the compiler knows (8, or
+/// 4/2/1 for the partial words): no `memcpy` call per word, and a read of a
+/// whole aligned `u64` at a constant offset is one load and one store.
+///
 /// # Safety
 /// `base` is 8-aligned, `offset + out.len()` is at most the payload length,
 /// the payload's length is a multiple of 8 and it lies inside the frame
@@ -59,18 +64,59 @@ unsafe fn store(p: *mut u8, v: u64) {
 /// stores (see the module documentation).
 #[inline(always)]
 pub(crate) unsafe fn copy_out(base: *const u8, offset: usize, out: &mut [u8]) {
-    let end = offset + out.len();
+    // Below, `end` is the range's end, `offset + out.len()` for the caller's
+    // `out`; the caller's contract has `end ≤ len`, the payload length.
     let mut at = offset;
-    let mut o = 0;
-    while at < end {
-        let w = at & !(WORD - 1);
-        // SAFETY: `w` is 8-aligned and `w + 8 ≤ len` (the payload length is
-        // a multiple of 8 and `w < end ≤ len`): inside the payload.
+    let mut out = out;
+    let lo = at % WORD;
+    if lo != 0 && !out.is_empty() {
+        let w = at - lo;
+        // SAFETY: `w` is 8-aligned and `w < end ≤ len`, so `w + 8 ≤ len` (the
+        // payload length is a multiple of 8): inside the payload.
         let bytes = unsafe { load(base.add(w)) }.to_ne_bytes();
-        let (lo, hi) = (at - w, (end - w).min(WORD));
-        out[o..o + hi - lo].copy_from_slice(&bytes[lo..hi]);
-        o += hi - lo;
+        let k = (WORD - lo).min(out.len());
+        let (head, rest) = core::mem::take(&mut out).split_at_mut(k);
+        copy_short(head, &bytes[lo..lo + k]);
+        out = rest;
         at = w + WORD;
+    }
+    // `at` is 8-aligned from here on (or `out` is empty).
+    let mut words = out.chunks_exact_mut(WORD);
+    for chunk in &mut words {
+        // SAFETY: `at` is 8-aligned and `at + 8 ≤ end ≤ len` (a whole chunk of
+        // `out` is left): inside the payload.
+        let bytes = unsafe { load(base.add(at)) }.to_ne_bytes();
+        chunk.copy_from_slice(&bytes);
+        at += WORD;
+    }
+    let tail = words.into_remainder();
+    if !tail.is_empty() {
+        // SAFETY: `at` is 8-aligned and `at < end ≤ len` (a byte of `out` is
+        // left), so `at + 8 ≤ len` as above.
+        let bytes = unsafe { load(base.add(at)) }.to_ne_bytes();
+        let k = tail.len();
+        copy_short(tail, &bytes[..k]);
+    }
+}
+
+/// Copies `src` into `dst` (the same length, less than a word) by copies of
+/// 4, 2 and 1 bytes, each of a length known at compile time (a byte loop would
+/// be turned into a `memcpy` call).
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    debug_assert!(dst.len() == src.len() && dst.len() < WORD);
+    let n = dst.len();
+    let mut i = 0;
+    if n & 4 != 0 {
+        dst[i..i + 4].copy_from_slice(&src[i..i + 4]);
+        i += 4;
+    }
+    if n & 2 != 0 {
+        dst[i..i + 2].copy_from_slice(&src[i..i + 2]);
+        i += 2;
+    }
+    if n & 1 != 0 {
+        dst[i] = src[i];
     }
 }
 
