@@ -47,15 +47,7 @@ impl EvictionPolicy for Lru {
     fn kind(&self) -> Policy {
         Policy::Lru
     }
-    fn capacity(&self) -> usize {
-        self.res.capacity()
-    }
-    fn len(&self) -> usize {
-        self.res.len()
-    }
-    fn contains(&self, frame: FrameId) -> bool {
-        self.res.contains(frame)
-    }
+    residency_methods!(res);
     fn insert(&mut self, frame: FrameId, page: u64) {
         if self.res.admit(frame, page) {
             self.stamp(frame);

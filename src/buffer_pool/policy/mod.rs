@@ -46,6 +46,36 @@
 //! with stable popularity; [`Policy::Clock`] or [`Policy::Lru`] pure recency.
 //! `examples/trace_replay` measures them all on a trace of your own.
 
+/// `capacity`, `len` and `contains` of an [`EvictionPolicy`] answered by the
+/// field that holds the resident frames (a `Residency` or a `CountedRing`).
+macro_rules! residency_methods {
+    ($field:ident) => {
+        fn capacity(&self) -> usize {
+            self.$field.capacity()
+        }
+        fn len(&self) -> usize {
+            self.$field.len()
+        }
+        fn contains(&self, frame: FrameId) -> bool {
+            self.$field.contains(frame)
+        }
+    };
+}
+
+/// CLOCK and SIEVE: their counted ring `r` answers every method but `kind`
+/// and `victim` (they differ only in how the hand moves).
+macro_rules! counted_ring_methods {
+    () => {
+        residency_methods!(r);
+        fn insert(&mut self, frame: FrameId, _page: u64) {
+            self.r.insert(frame);
+        }
+        fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
+            self.r.touch(frame, &mut self.stats)
+        }
+    };
+}
+
 mod adaptive;
 mod arc;
 mod climber;

@@ -118,15 +118,7 @@ impl EvictionPolicy for S3Fifo {
     fn kind(&self) -> Policy {
         Policy::S3Fifo
     }
-    fn capacity(&self) -> usize {
-        self.res.capacity()
-    }
-    fn len(&self) -> usize {
-        self.res.len()
-    }
-    fn contains(&self, frame: FrameId) -> bool {
-        self.res.contains(frame)
-    }
+    residency_methods!(res);
     fn insert(&mut self, frame: FrameId, page: u64) {
         if !self.res.admit(frame, page) {
             return;

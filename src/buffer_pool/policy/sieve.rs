@@ -33,21 +33,7 @@ impl EvictionPolicy for Sieve {
     fn kind(&self) -> Policy {
         Policy::Sieve
     }
-    fn capacity(&self) -> usize {
-        self.r.capacity()
-    }
-    fn len(&self) -> usize {
-        self.r.len()
-    }
-    fn contains(&self, frame: FrameId) -> bool {
-        self.r.contains(frame)
-    }
-    fn insert(&mut self, frame: FrameId, _page: u64) {
-        self.r.insert(frame);
-    }
-    fn access(&mut self, frame: FrameId, _page: u64) -> Tier {
-        self.r.touch(frame, &mut self.stats)
-    }
+    counted_ring_methods!();
     fn victim(
         &mut self,
         _incoming: Option<u64>,
