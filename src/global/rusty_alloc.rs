@@ -81,8 +81,12 @@ impl RustyAlloc {
     ///
     /// #[global_allocator]
     /// static A: RustyAlloc = RustyAlloc::with_options(Options::new().magazine(32));
-    /// let v = vec![1u8; 100];
-    /// assert_eq!(v.len(), 100);
+    ///
+    /// fn main() {
+    ///     let v = vec![1u8; 100];
+    ///     assert_eq!(v.len(), 100);
+    ///     assert_eq!(A.options(), &Options::new().magazine(32));
+    /// }
     /// ```
     pub const fn with_options(options: Options) -> Self {
         Self { options }
