@@ -69,9 +69,7 @@ pub enum Error {
         requested: usize,
     },
     /// An allocator option ([`Options`](crate::Options)) out of its range.
-    #[error(
-        "invalid option `{option}` ({variable}): {value} is outside its range {min}–{max}"
-    )]
+    #[error("invalid option `{option}` ({variable}): {value} is outside its range {min}–{max}")]
     InvalidOption {
         /// The option's name in code (the `Options` builder).
         option: &'static str,

@@ -5,12 +5,13 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 
+use super::decay_rounds;
 use super::heap::HEAP;
 use super::stats::{self, AllocStats};
 use super::thread_cache;
+use crate::options::Options;
 use crate::slab::segment::SegmentHeader;
 use crate::slab::size_class::{NUM_CLASSES, SMALL_MAX, class_of};
-use crate::options::Options;
 use crate::sync::Ordering;
 
 /// The allocator: a slab/magazine allocator for objects up to 256 KiB and direct
@@ -124,7 +125,9 @@ impl RustyAlloc {
     /// Returns free memory to the OS now: flushes the calling thread's cache,
     /// empties every depot into the slabs, releases empty slabs, purges free
     /// units and unmaps free segments (one is kept), and purges the large-object
-    /// cache. Returns the bytes given back by this call.
+    /// cache. Returns the bytes given back by this call. With the `tracing`
+    /// feature, emits the decay rounds recorded so far (this one included) as
+    /// `decay round` events (target `rustydb_memory::decay`).
     ///
     /// ```
     /// use rustydb_memory::RustyAlloc;
@@ -141,6 +144,7 @@ impl RustyAlloc {
     pub fn purge(&self) -> u64 {
         crate::options::init_with(&self.options);
         let large_before = crate::large::stats().bytes_mapped as u64;
+        let round = decay_rounds::counters();
         // Relaxed: statistics, before/after.
         let before = HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed);
         thread_cache::flush_current();
@@ -152,6 +156,10 @@ impl RustyAlloc {
         let metadata = HEAP.pool.release_unused() as u64;
         crate::large::purge();
         let large_freed = large_before.saturating_sub(crate::large::stats().bytes_mapped as u64);
+        decay_rounds::record_since(decay_rounds::Source::Purge, round, large_freed + metadata);
+        // Outside the allocator, with no lock held: the rounds recorded so far
+        // (this one included) become `decay round` events.
+        decay_rounds::emit();
         HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before
             + large_freed
             + metadata

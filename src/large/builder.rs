@@ -59,9 +59,7 @@ impl Config {
     /// Resolves unset settings from the process's options ([`crate::Options`],
     /// overridden by the environment).
     pub(crate) fn resolve(&self) -> Limits {
-        let max_bytes = self
-            .cache_bytes
-            .unwrap_or_else(crate::options::large_cache);
+        let max_bytes = self.cache_bytes.unwrap_or_else(crate::options::large_cache);
         let policy = self.huge.unwrap_or_else(crate::options::large_huge);
         Limits {
             threshold: self.threshold(),
