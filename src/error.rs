@@ -68,6 +68,20 @@ pub enum Error {
         /// Bytes that were asked for.
         requested: usize,
     },
+    /// An allocator option ([`Options`](crate::Options)) out of its range.
+    #[error("invalid option `{option}` ({variable}): {value} is outside its range {min}–{max}")]
+    InvalidOption {
+        /// The option's name in code (the `Options` builder).
+        option: &'static str,
+        /// The environment variable that also sets it.
+        variable: &'static str,
+        /// The value given.
+        value: u64,
+        /// Smallest value accepted.
+        min: u64,
+        /// Largest value accepted.
+        max: u64,
+    },
     /// A configuration value out of range.
     #[error("invalid configuration: {what}")]
     InvalidConfig {

@@ -1,14 +1,17 @@
 //! Events through [`tracing`](https://docs.rs/tracing), behind the `tracing`
 //! feature (off by default): pressure level changes, releases with the bytes
-//! each reclaimer freed, huge-page fallbacks of large blocks, and the memory
-//! debugger's findings.
+//! each reclaimer freed, huge-page fallbacks of large blocks, decay rounds
+//! (`rustydb_memory::decay`, debug: `round`, `source` — `poll`, `purge()` or
+//! `background` —, `lazily_freed`, `purged`), and the memory debugger's findings.
 //!
 //! Nothing here runs on an allocation path or inside the global allocator: a
 //! subscriber may allocate, format and lock as it likes. Level changes and
 //! releases are emitted by the pressure manager's check, where they happen;
-//! huge-page fallbacks and debugger findings happen inside the allocator, which
-//! only counts them, and are turned into events by [`poll`], which the same
-//! check calls (on the monitor thread, or in `check_now`).
+//! huge-page fallbacks, decay rounds and debugger findings happen inside the
+//! allocator, which only counts or records them (decay rounds in a fixed ring,
+//! `global/decay_rounds.rs`), and are turned into events by [`poll`], which
+//! the same check calls (on the monitor thread, or in `check_now`);
+//! `RustyAlloc::purge` emits the decay rounds too.
 //!
 //! `tracing` rather than `log`: events carry typed fields (bytes, levels,
 //! reclaimer names) that subscribers can filter and aggregate without parsing
@@ -76,6 +79,7 @@ mod imp {
     }
 
     pub(crate) fn poll() {
+        crate::global::decay_rounds::emit();
         let l = crate::large::stats();
         let counts = [l.thp_fallbacks, l.huge_2m_fallbacks, l.huge_1g_fallbacks];
         let kinds = ["transparent", "explicit 2 MiB", "explicit 1 GiB"];

@@ -73,6 +73,8 @@ pub use large::{
 #[cfg(not(rustydb_loom))]
 pub use manager::{MemoryManager, MemoryStats};
 #[cfg(not(rustydb_loom))]
+pub use options::Options;
+#[cfg(not(rustydb_loom))]
 pub use pressure::{PressureLevel, PressureManager};
 #[cfg(not(rustydb_loom))]
 pub use sys::{Advice, HugePageSize};

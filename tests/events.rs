@@ -1,12 +1,13 @@
 //! The `tracing` feature's events: a pressure level change and a release with
-//! the bytes each reclaimer freed reach a subscriber, with their fields.
+//! the bytes each reclaimer freed reach a subscriber, with their fields; so
+//! does the decay round that `RustyAlloc::purge` runs.
 #![cfg(feature = "tracing")]
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rustydb_memory::{PressureLevel, PressureManager};
+use rustydb_memory::{PressureLevel, PressureManager, RustyAlloc};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata};
 
@@ -86,4 +87,46 @@ fn level_changes_and_releases_per_reclaimer_are_events() {
             .any(|e| e.contains("memory released under pressure") && e.contains("emergency=true")),
         "{joined}"
     );
+}
+
+/// The value of the numeric field `name` in a captured event.
+fn field(event: &str, name: &str) -> Option<u64> {
+    let at = event.find(&format!(" {name}="))? + name.len() + 2;
+    event[at..].split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn purge_emits_a_decay_round() {
+    // Another test's pressure check may drain the ring between this purge's
+    // round and its emission (onto that test's subscriber): try a few times.
+    for _ in 0..3 {
+        let blocks: Vec<*mut u8> = (0..1024).map(|_| RustyAlloc.malloc(4000)).collect();
+        for p in blocks {
+            // SAFETY: each block came from `malloc` and is freed once.
+            unsafe { RustyAlloc.free(p) };
+        }
+        let capture = Capture::default();
+        let returned = tracing::subscriber::with_default(capture.clone(), || RustyAlloc.purge());
+        let events = capture.0.lock().unwrap().clone();
+        let joined = events.join("\n");
+        let Some(round) = events.iter().find(|e| {
+            e.starts_with("rustydb_memory::decay: ")
+                && e.contains("decay round")
+                && e.contains("source=\"purge()\"")
+        }) else {
+            continue;
+        };
+        assert!(field(round, "round").unwrap() >= 1, "{joined}");
+        let purged = field(round, "purged").unwrap();
+        assert!(field(round, "lazily_freed").is_some(), "{joined}");
+        // 4 MiB of free 4 KiB-class objects were cached: the round gave pages
+        // back, about what purge() reports (other threads may purge meanwhile).
+        assert!(purged > 0, "{joined}");
+        assert!(
+            purged <= 2 * returned + (1 << 20),
+            "{purged} vs {returned}: {joined}"
+        );
+        return;
+    }
+    panic!("no decay round event from purge()");
 }

@@ -10,6 +10,7 @@ use core::ptr;
 use crossbeam_utils::CachePadded;
 
 use super::cache_registry::RegistryHead;
+use super::decay_rounds::{self, Source};
 use crate::slab::depot::Depot;
 use crate::slab::magazine::{MAG_MAX, Magazine};
 use crate::slab::magazine_pool::MagazinePool;
@@ -168,11 +169,13 @@ impl Heap {
             .is_ok()
             && due != 0
         {
+            let before = decay_rounds::counters();
             self.trim_depots(false);
             // Free units past the decay delays go back to the OS now, not at
             // some later slab release (an idle or steady program may have none).
             self.decay_segments();
-            crate::large::decay();
+            let large = crate::large::decay();
+            decay_rounds::record_since(Source::Poll, before, large as u64);
         }
     }
 
@@ -189,6 +192,7 @@ impl Heap {
     /// runs the segments' and the large cache's decay and gives free magazine
     /// pages back. Returns whether anything is left unpurged.
     pub(crate) fn background_pass(&self, epoch: u64) -> bool {
+        let before = decay_rounds::counters();
         super::idle::take_from_idle(epoch);
         self.trim_depots(false);
         for c in &self.central {
@@ -197,8 +201,9 @@ impl Heap {
             }
         }
         self.decay_segments();
-        crate::large::decay();
+        let large = crate::large::decay();
         self.pool.release_unused();
+        decay_rounds::record_since(Source::Background, before, large as u64);
         // Relaxed: a statistic.
         self.purger_passes.fetch_add(1, Ordering::Relaxed);
         self.anything_unpurged()
@@ -218,6 +223,9 @@ impl Heap {
 
     /// Every lock of the heap, in lock order (for fork handlers).
     pub(crate) fn for_each_lock(&self, mut f: impl FnMut(&RawLock)) {
+        // Never held while another lock is taken: any place in the order.
+        #[cfg(feature = "tracing")]
+        f(decay_rounds::raw_lock());
         f(self.registry.raw());
         f(self.pool.raw_lock());
         for d in &self.depots {

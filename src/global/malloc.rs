@@ -268,7 +268,9 @@ unsafe fn resize<const CACHED: bool>(p: *mut u8, new_size: usize) -> *mut u8 {
 
 /// The `malloc` family (see the [module note](self)). Blocks from these
 /// methods are freed with [`free`](Self::free) (or [`SharedHeap::free`]), never
-/// with `GlobalAlloc::dealloc`, and vice versa.
+/// with `GlobalAlloc::dealloc`, and vice versa. If one of them makes the
+/// process's first allocation, the default options are resolved (call
+/// [`initialize`](Self::initialize) first to resolve this value's).
 ///
 /// ```
 /// use rustydb_memory::RustyAlloc;
@@ -351,14 +353,15 @@ impl RustyAlloc {
         LargeObjectAllocator::global().usable_size(p).unwrap_or(0)
     }
 
-    /// Reads the `RUSTYDB_MEM_*` options and installs the allocator's `fork`
+    /// Resolves this value's [`Options`](crate::Options) (overridden by the
+    /// `RUSTYDB_MEM_*` variables) unless an allocation did first, and installs the allocator's `fork`
     /// handlers now rather than at the first use of a thread cache. A preloaded
     /// `malloc` calls this from its library constructor: `fork` runs `prepare`
     /// handlers in the reverse order of their registration, so handlers
     /// registered early take the heap's locks last — after every later
     /// library's `prepare` handler, which may allocate, has run.
     pub fn initialize(&self) {
-        crate::options::init();
+        crate::options::init_with(self.options());
         super::fork::install();
     }
 

@@ -2,6 +2,7 @@
 //! heap, statistics and fork handling.
 
 mod cache_registry;
+pub(crate) mod decay_rounds;
 mod fork;
 pub(crate) mod heap;
 mod idle;

@@ -5,9 +5,11 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 
+use super::decay_rounds;
 use super::heap::HEAP;
 use super::stats::{self, AllocStats};
 use super::thread_cache;
+use crate::options::Options;
 use crate::slab::segment::SegmentHeader;
 use crate::slab::size_class::{NUM_CLASSES, SMALL_MAX, class_of};
 use crate::sync::Ordering;
@@ -15,6 +17,22 @@ use crate::sync::Ordering;
 /// The allocator: a slab/magazine allocator for objects up to 256 KiB and direct
 /// mappings above. All values share one process-wide heap, so it can be the
 /// `#[global_allocator]` and be called directly as a value at the same time.
+///
+/// A value carries the [`Options`] that the process's first allocation resolves
+/// (each overridden by its `RUSTYDB_MEM_*` variable when set); the heap is
+/// process-wide, so the first `RustyAlloc` to allocate wins and the options of
+/// any other are not used. `RustyAlloc` on its own is the constant with the
+/// defaults, so `static A: RustyAlloc = RustyAlloc;` keeps working:
+///
+/// ```
+/// use rustydb_memory::{Options, RustyAlloc};
+///
+/// // In a program: #[global_allocator]
+/// static A: RustyAlloc = RustyAlloc::with_options(Options::new().magazine(32).purge_delay_ms(1000));
+/// static B: RustyAlloc = RustyAlloc; // the defaults
+/// assert_eq!(B.options(), &Options::new());
+/// assert_eq!(A.options(), &Options::new().magazine(32).purge_delay_ms(1000));
+/// ```
 ///
 /// ```
 /// use rustydb_memory::RustyAlloc;
@@ -29,13 +47,61 @@ use crate::sync::Ordering;
 ///     RustyAlloc.dealloc(p, layout);
 /// }
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RustyAlloc;
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RustyAlloc {
+    options: Options,
+}
+
+/// The allocator with the default [`Options`] (the value that `RustyAlloc`
+/// was when it was a unit struct): `static A: RustyAlloc = RustyAlloc;`.
+///
+/// ```
+/// use rustydb_memory::{Options, RustyAlloc};
+/// assert_eq!(RustyAlloc, RustyAlloc::with_options(Options::new()));
+/// ```
+#[allow(non_upper_case_globals)]
+pub const RustyAlloc: RustyAlloc = RustyAlloc::with_options(Options::new());
 
 impl RustyAlloc {
-    /// The allocator (a `const fn`, for `static GLOBAL: RustyAlloc = RustyAlloc::new();`).
+    /// The allocator with the default options (a `const fn`, for
+    /// `static GLOBAL: RustyAlloc = RustyAlloc::new();`).
+    ///
+    /// ```
+    /// use rustydb_memory::RustyAlloc;
+    /// assert_eq!(RustyAlloc::new(), RustyAlloc);
+    /// ```
     pub const fn new() -> Self {
-        RustyAlloc
+        Self::with_options(Options::new())
+    }
+
+    /// The allocator with `options`, which the process's first allocation
+    /// resolves if this value makes it (environment variables override them).
+    ///
+    /// ```
+    /// use rustydb_memory::{Options, RustyAlloc};
+    ///
+    /// #[global_allocator]
+    /// static A: RustyAlloc = RustyAlloc::with_options(Options::new().magazine(32));
+    ///
+    /// fn main() {
+    ///     let v = vec![1u8; 100];
+    ///     assert_eq!(v.len(), 100);
+    ///     assert_eq!(A.options(), &Options::new().magazine(32));
+    /// }
+    /// ```
+    pub const fn with_options(options: Options) -> Self {
+        Self { options }
+    }
+
+    /// The options this value carries (not necessarily those in force: see
+    /// [`RustyAlloc`]).
+    ///
+    /// ```
+    /// use rustydb_memory::{Options, RustyAlloc};
+    /// assert_eq!(RustyAlloc.options(), &Options::new());
+    /// ```
+    pub const fn options(&self) -> &Options {
+        &self.options
     }
 
     /// A snapshot of the allocator's figures.
@@ -52,13 +118,16 @@ impl RustyAlloc {
     /// unsafe { RustyAlloc.free(p) };
     /// ```
     pub fn stats(&self) -> AllocStats {
+        crate::options::init_with(&self.options);
         stats::collect()
     }
 
     /// Returns free memory to the OS now: flushes the calling thread's cache,
     /// empties every depot into the slabs, releases empty slabs, purges free
     /// units and unmaps free segments (one is kept), and purges the large-object
-    /// cache. Returns the bytes given back by this call.
+    /// cache. Returns the bytes given back by this call. With the `tracing`
+    /// feature, emits the decay rounds recorded so far (this one included) as
+    /// `decay round` events (target `rustydb_memory::decay`).
     ///
     /// ```
     /// use rustydb_memory::RustyAlloc;
@@ -73,7 +142,9 @@ impl RustyAlloc {
     /// assert!(RustyAlloc.stats().purged_bytes > 0);
     /// ```
     pub fn purge(&self) -> u64 {
+        crate::options::init_with(&self.options);
         let large_before = crate::large::stats().bytes_mapped as u64;
+        let round = decay_rounds::counters();
         // Relaxed: statistics, before/after.
         let before = HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed);
         thread_cache::flush_current();
@@ -85,6 +156,10 @@ impl RustyAlloc {
         let metadata = HEAP.pool.release_unused() as u64;
         crate::large::purge();
         let large_freed = large_before.saturating_sub(crate::large::stats().bytes_mapped as u64);
+        decay_rounds::record_since(decay_rounds::Source::Purge, round, large_freed + metadata);
+        // Outside the allocator, with no lock held: the rounds recorded so far
+        // (this one included) become `decay round` events.
+        decay_rounds::emit();
         HEAP.segments.counters.purged_bytes.load(Ordering::Relaxed) - before
             + large_freed
             + metadata
@@ -111,6 +186,7 @@ impl RustyAlloc {
     /// assert!(RustyAlloc::new().start_background_purger());
     /// ```
     pub fn start_background_purger(&self) -> bool {
+        crate::options::init_with(&self.options);
         super::purger::start()
     }
 }
@@ -165,10 +241,11 @@ fn fast_class(size: usize, align: usize) -> Option<usize> {
 }
 
 #[cold]
-fn alloc_general(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+fn alloc_general(opts: &Options, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    crate::options::init_with(opts);
     match route(size, align) {
         Route::Class(c) => {
-            let p = thread_cache::alloc(c);
+            let p = thread_cache::alloc_with(c, opts);
             if p.is_null() {
                 return p;
             }
@@ -216,9 +293,9 @@ unsafe impl GlobalAlloc for RustyAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
         if let Some(class) = fast_class(size, align) {
-            return thread_cache::alloc(class);
+            return thread_cache::alloc_with(class, &self.options);
         }
-        alloc_general(size, align, false)
+        alloc_general(&self.options, size, align, false)
     }
 
     #[inline]
@@ -238,18 +315,19 @@ unsafe impl GlobalAlloc for RustyAlloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
         if let Some(class) = fast_class(size, align) {
-            let p = thread_cache::alloc(class);
+            let p = thread_cache::alloc_with(class, &self.options);
             if !p.is_null() {
                 // SAFETY: `p` is an object of at least `size` bytes.
                 unsafe { p.write_bytes(0, size) };
             }
             return p;
         }
-        alloc_general(size, align, true)
+        alloc_general(&self.options, size, align, true)
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
+        crate::options::init_with(&self.options);
         let (old, new) = (route(size, align), route(new_size, align));
         match (old, new) {
             // Same class: the object already has room (route reserved the slack).

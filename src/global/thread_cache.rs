@@ -23,6 +23,7 @@ use core::cell::Cell;
 use core::ptr;
 
 use super::heap::{HEAP, magazine_cap};
+use crate::options::Options;
 use crate::slab::magazine::Magazine;
 use crate::slab::size_class::NUM_CLASSES;
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -101,9 +102,21 @@ thread_local! {
     pub(crate) static CACHE: ThreadCache = const { ThreadCache::new() };
 }
 
-/// Pops an object of `class` from the calling thread's cache (the fast path).
+/// Pops an object of `class` from the calling thread's cache (the fast path),
+/// resolving the default options on a miss if nothing resolved them yet.
 #[inline(always)]
 pub(crate) fn alloc(class: usize) -> *mut u8 {
+    alloc_with(class, &DEFAULT_OPTIONS)
+}
+
+/// The options of the paths that carry none (`malloc`, `SharedHeap`).
+static DEFAULT_OPTIONS: Options = Options::new();
+
+/// [`alloc`] for a `RustyAlloc` carrying `opts`: a miss (always the case at the
+/// process's first allocation, whose caches are empty) resolves them first. The
+/// hit path does not read them.
+#[inline(always)]
+pub(crate) fn alloc_with(class: usize, opts: &Options) -> *mut u8 {
     CACHE.with(|tc| {
         // SAFETY: `class < NUM_CLASSES` (callers derive it from the class table).
         let cc = unsafe { tc.classes.get_unchecked(class) };
@@ -117,7 +130,7 @@ pub(crate) fn alloc(class: usize) -> *mut u8 {
                 return *(*m).rounds.get_unchecked(n - 1);
             }
         }
-        alloc_slow(tc, class)
+        alloc_slow(tc, class, opts)
     })
 }
 
@@ -188,7 +201,8 @@ fn put_back(slot: &AtomicPtr<Magazine>, m: *mut Magazine) {
 
 #[cold]
 #[inline(never)]
-fn alloc_slow(tc: &ThreadCache, class: usize) -> *mut u8 {
+fn alloc_slow(tc: &ThreadCache, class: usize, opts: &Options) -> *mut u8 {
+    crate::options::init_with(opts);
     if !ensure_live(tc) {
         return HEAP.alloc_direct(class);
     }

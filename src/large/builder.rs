@@ -1,8 +1,10 @@
 //! Configuration: [`LargeObjectAllocatorBuilder`], per-request [`AllocOptions`],
 //! and the limits they resolve to on first use.
 //!
-//! Every setting left unset is taken from the environment when the allocator is
-//! first used (read without allocating), else from the defaults below:
+//! Every setting left unset is taken from the process's allocator options when
+//! the allocator is first used: those of the `RustyAlloc` that made the first
+//! allocation ([`crate::Options`]), each overridden by its variable (read
+//! without allocating); the defaults are below:
 //!
 //! | setting | variable | default |
 //! |---|---|---|
@@ -19,8 +21,6 @@ use core::time::Duration;
 use super::LargeObjectAllocator;
 use super::huge::HugePagePolicy;
 
-/// Default bound on cached bytes.
-pub(crate) const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// Default bound on cached blocks.
 pub(crate) const DEFAULT_CACHE_ENTRIES: usize = 128;
 
@@ -56,19 +56,11 @@ impl Config {
         }
     }
 
-    /// Resolves unset settings from the environment and the defaults.
+    /// Resolves unset settings from the process's options ([`crate::Options`],
+    /// overridden by the environment).
     pub(crate) fn resolve(&self) -> Limits {
-        let max_bytes = self
-            .cache_bytes
-            .or_else(|| crate::sys::env_usize(c"RUSTYDB_MEM_LARGE_CACHE"))
-            .unwrap_or(DEFAULT_CACHE_BYTES);
-        let policy = self
-            .huge
-            .or_else(|| {
-                crate::sys::env_usize(c"RUSTYDB_MEM_LARGE_HUGE")
-                    .and_then(HugePagePolicy::from_env_value)
-            })
-            .unwrap_or_default();
+        let max_bytes = self.cache_bytes.unwrap_or_else(crate::options::large_cache);
+        let policy = self.huge.unwrap_or_else(crate::options::large_huge);
         Limits {
             threshold: self.threshold(),
             policy,

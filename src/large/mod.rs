@@ -75,9 +75,10 @@ pub(crate) fn purge() {
     GLOBAL.purge();
 }
 
-/// Runs the process-wide instance's cache decay (for a periodic trimmer).
-pub(crate) fn decay() {
-    GLOBAL.decay();
+/// Runs the process-wide instance's cache decay (for a periodic trimmer);
+/// returns the bytes unmapped.
+pub(crate) fn decay() -> usize {
+    GLOBAL.decay()
 }
 
 /// Whether the process-wide instance caches any freed block.
