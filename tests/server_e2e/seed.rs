@@ -145,7 +145,7 @@ async fn seed_checks_on_real_state() {
         assert!(names.contains(&t), "missing {t}");
     }
     // The full introspection query passes the depth and complexity limits.
-    let full = include_str!("server_introspection.graphql");
+    let full = include_str!("../server_introspection.graphql");
     let v = c.gql(RO, full).await;
     assert!(v.get("errors").is_none(), "{v}");
 
