@@ -115,6 +115,11 @@ if (!(seqB >= seqA + 3)) fail(`live samples: seq ${seqA} then ${seqB} five secon
 const hist = await (await fetch(base + "/api/v1/memory/history", { headers: { Authorization: "Bearer " + roToken } })).json();
 const ratios = hist.columns.pool0_hit_ratio.concat(hist.columns.pool1_hit_ratio).filter((v) => v != null).length;
 if (ratios === 0) fail("hits: the history holds no measured hit ratio under the SQL load");
+// Sampling's own cost (the server measures it on the sampler's CPU clock).
+const cost = hist.sampling;
+console.log(`sampling: ${cost.samples} samples, ${cost.mean_cpu_us.toFixed(1)} µs CPU each = ` +
+  `${cost.percent_of_core.toFixed(3)} % of a core; ring ${hist.memory.used_bytes} B for ${hist.capacity} samples`);
+if (!(cost.samples > 0 && cost.percent_of_core <= 0.5)) fail(`sampling costs ${cost.percent_of_core} % of a core (target ≤ 0.5 %)`);
 for (let i = 0; i < PLOTS.length; i++) {
   const [x, y] = [a[i], b[i]];
   if (y.series < 1 || y.points < 1) fail(`${y.name}: no series with points (${JSON.stringify(y)})`);
