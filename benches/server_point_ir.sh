@@ -6,7 +6,12 @@
 # zeroed, N requests are sent over one keep-alive connection, and the dump's
 # total over all threads is divided by N.
 #
-#   bash benches/server_point_ir.sh            # N=2000 WARM=500
+#   bash benches/server_point_ir.sh            # N=2000, IDS=10000, WARM=IDS
+#
+# Row ids cycle through 1..IDS as in benches/server_point.lua; the warm-up
+# covers every id once, so the measured requests run at the steady state a
+# wrk run reaches (every statement text in the server's prepared-statement
+# cache). `WARM=0` measures first-time statements instead (parse and plan).
 #
 # Needs valgrind (callgrind_control) and python3. The table (10 000 rows, as in
 # benches/server_load.sh) is loaded by a natively running server first, so
@@ -14,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000}
-WARM=${WARM:-500}
+IDS=${IDS:-10000}
+WARM=${WARM:-$IDS}
 cargo build --release --all-features --example rustydb_server --example hyper_hello >&2
 BIN=target/release/examples
 DATA=$(mktemp -d)
@@ -72,10 +78,10 @@ measure() {
     local pid=$!
     pids+=("$pid")
     wait_port $PORT
-    python3 - "$PORT" "$path" "$token" "$sql" "$WARM" "$N" "$pid" <<'PY'
+    python3 - "$PORT" "$path" "$token" "$sql" "$WARM" "$N" "$pid" "$IDS" <<'PY'
 import http.client, json, subprocess, sys
-port, path, token, sql, warm, n, pid = sys.argv[1:]
-port, warm, n = int(port), int(warm), int(n)
+port, path, token, sql, warm, n, pid, ids = sys.argv[1:]
+port, warm, n, ids = int(port), int(warm), int(n), int(ids)
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 headers = {"Content-Type": "application/json"}
 if token != "-": headers["Authorization"] = "Bearer " + token
@@ -83,7 +89,7 @@ def one(i):
     if sql == "-":
         c.request("GET", path, headers=headers)
     else:
-        c.request("POST", path, json.dumps({"sql": sql % (i % 10000 + 1)}), headers)
+        c.request("POST", path, json.dumps({"sql": sql % (i % ids + 1)}), headers)
     r = c.getresponse(); r.read()
     if r.status != 200: sys.exit(f"{r.status} on {path}")
 for i in range(warm): one(i)
@@ -107,4 +113,4 @@ point=$(measure sql_point /api/v1/query $RO "SELECT id, name FROM bench WHERE id
 h=${hello#* }
 p=${point#* }
 echo "BENCH server_ir/hello ir_per_request=$((h / N)) requests=$N"
-echo "BENCH server_ir/sql_point ir_per_request=$((p / N)) requests=$N ratio_to_hello=$(echo "$p / $h" | bc -l | cut -c1-5)"
+echo "BENCH server_ir/sql_point ir_per_request=$((p / N)) requests=$N ids=$IDS warm=$WARM ratio_to_hello=$(echo "$p / $h" | bc -l | cut -c1-5)"

@@ -5,7 +5,7 @@
 # /api/v1/memory/stats.   bash benches/server_rss_curve.sh   (needs wrk, curl, python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --example rustydb_server >&2
+cargo build --release --all-features --example rustydb_server >&2
 BIN=target/release/examples
 DATA=$(mktemp -d)
 ADMIN=bench-admin-token-0123456789; RO=bench-ro-token-0123456789; export RO_TOKEN=$RO
