@@ -17,33 +17,10 @@ static GLOBAL: RustyAlloc = RustyAlloc::new();
 
 const MIB: usize = 1 << 20;
 
-/// Runs `test` of this binary in a child process with `env` set, and returns
-/// the child's output if it passed.
-fn run_in_child(test: &str, env: &[(&str, &str)]) -> String {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]);
-    cmd.env("RUSTYDB_TEST_CHILD", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("spawn the test binary");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child {test} failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "child {test} did not run:\n{text}"
-    );
-    text
-}
+#[path = "common/process.rs"]
+mod process;
 
-/// Whether this process is a child started by `run_in_child`.
-fn in_child() -> bool {
-    std::env::var_os("RUSTYDB_TEST_CHILD").is_some()
-}
+use process::{in_child, run_in_child};
 
 /// Hides a pointer from the optimiser.
 fn opaque(p: *mut u8) -> *mut u8 {

@@ -242,6 +242,11 @@ fn churn(t: u64, rounds: usize) {
 }
 
 mod lifecycle;
+#[path = "../common/process.rs"]
+mod process;
 mod purge;
 mod sizes;
+
+use process::{in_child, run_in_child};
+
 mod threads;

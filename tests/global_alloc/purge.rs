@@ -158,35 +158,11 @@ fn freed_tiny_objects_are_given_back_including_magazine_metadata() {
     assert!(s1.bytes_cached >= 15 * MIB, "{} B cached", s1.bytes_cached);
 }
 
-/// Runs `test` of this binary in a child process with `env` set (options are
-/// read once per process, so this is the only way to test them), and returns
-/// the child's output if it passed.
-fn run_in_child(test: &str, env: &[(&str, &str)]) -> String {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]);
-    cmd.env("RUSTYDB_TEST_CHILD", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("spawn the test binary");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child {test} failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "child {test} did not run:\n{text}"
-    );
-    text
-}
-
 /// Child half of `freed_memory_decays_back_to_the_os_without_purge` (does
 /// nothing unless started by it).
 #[test]
 fn decay_child() {
-    if std::env::var_os("RUSTYDB_TEST_CHILD").is_none() {
+    if !in_child() {
         return;
     }
     // 100 MiB of 1–4 KiB objects, freed, then light unrelated activity (slow
