@@ -34,6 +34,11 @@ async fn memory_endpoints_on_live_state() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // The level is spelled the same way in the request, the answer and the
+    // library's serialised statistics.
+    let v = c.get("/api/v1/memory/debugger", a).await.json();
+    assert_eq!(v["level"], "tracking", "{v}");
+    assert_eq!(v["stats"]["level"], "tracking", "{v}");
     let mark = c
         .post("/api/v1/memory/leaks/marks", a, json!({}))
         .await

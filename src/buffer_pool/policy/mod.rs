@@ -111,6 +111,7 @@ pub type FrameId = u32;
 /// The tier a resident page is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Tier {
     /// Protected by the policy: re-referenced, frequent.
     Hot,
@@ -186,6 +187,7 @@ pub trait EvictionPolicy: Send + core::fmt::Debug {
 /// The policies this crate provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Policy {
     /// LRU: least recently used first.
     Lru,

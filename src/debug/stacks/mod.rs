@@ -32,6 +32,7 @@ use crate::sync::{AtomicU8, AtomicU32, Ordering};
 /// How the debugger walks call stacks (process-wide).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Unwind {
     /// Calibrate: frame pointers if they agree with DWARF on the first
     /// captures, DWARF otherwise (the default).
