@@ -11,7 +11,7 @@
 # so only the counted function (and what it calls) is counted; Ir/op = Ir / N.
 #
 # Environment:
-#   IR_PATHS   paths to run (default: all five)
+#   IR_PATHS   paths to run (default: all six)
 #   IR_N       operations per path (default 200000)
 #   IR_WORK    scratch directory (default ${TMPDIR:-/tmp}/ir_paths); builds are
 #              kept there between runs
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-paths=${IR_PATHS:-optimistic_u64 optimistic_128 pin_unpin alloc_pair arena_u64}
+paths=${IR_PATHS:-optimistic_u64 optimistic_128 write_128 pin_unpin alloc_pair arena_u64}
 n=${IR_N:-200000}
 work=${IR_WORK:-${TMPDIR:-/tmp}/ir_paths}
 offline=()

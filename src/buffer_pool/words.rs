@@ -126,24 +126,43 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 /// # Safety
 /// As [`copy_out`], and the caller owns the frame (write latch or `IO`).
 pub(crate) unsafe fn copy_in(base: *mut u8, offset: usize, src: &[u8]) {
-    let end = offset + src.len();
+    // As in `copy_out`: a partial head word, whole words, a partial tail word,
+    // each copy of a length the compiler knows. `end = offset + src.len() ≤ len`.
     let mut at = offset;
-    let mut i = 0;
-    while at < end {
-        let w = at & !(WORD - 1);
-        let (lo, hi) = (at - w, (end - w).min(WORD));
-        let mut bytes = if lo == 0 && hi == WORD {
-            [0; WORD]
-        } else {
-            // SAFETY: as in `copy_out`; we are the only writer, so this load
-            // returns the word's current value.
-            unsafe { load(base.add(w)) }.to_ne_bytes()
-        };
-        bytes[lo..hi].copy_from_slice(&src[i..i + hi - lo]);
+    let mut src = src;
+    let lo = at % WORD;
+    if lo != 0 && !src.is_empty() {
+        let w = at - lo;
+        // SAFETY: `w` is 8-aligned and `w < end ≤ len`, so `w + 8 ≤ len` (the
+        // payload length is a multiple of 8); we are the only writer, so this
+        // load returns the word's current value.
+        let mut bytes = unsafe { load(base.add(w)) }.to_ne_bytes();
+        let k = (WORD - lo).min(src.len());
+        let (head, rest) = src.split_at(k);
+        copy_short(&mut bytes[lo..lo + k], head);
         // SAFETY: inside the payload (as above), and we own the frame.
         unsafe { store(base.add(w), u64::from_ne_bytes(bytes)) };
-        i += hi - lo;
+        src = rest;
         at = w + WORD;
+    }
+    // `at` is 8-aligned from here on (or `src` is empty).
+    let mut words = src.chunks_exact(WORD);
+    for chunk in &mut words {
+        let mut bytes = [0; WORD];
+        bytes.copy_from_slice(chunk);
+        // SAFETY: `at` is 8-aligned and `at + 8 ≤ end ≤ len`: inside the
+        // payload, and we own the frame.
+        unsafe { store(base.add(at), u64::from_ne_bytes(bytes)) };
+        at += WORD;
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        // SAFETY: `at` is 8-aligned and `at < end ≤ len`, so `at + 8 ≤ len`; the
+        // only writer reads the word's current value.
+        let mut bytes = unsafe { load(base.add(at)) }.to_ne_bytes();
+        copy_short(&mut bytes[..tail.len()], tail);
+        // SAFETY: as above.
+        unsafe { store(base.add(at), u64::from_ne_bytes(bytes)) };
     }
 }
 
@@ -222,6 +241,25 @@ mod tests {
         assert_eq!(&all[..5], &src[..5]);
         assert_eq!(&all[5..17], &[0xAA; 12]);
         assert_eq!(&all[17..], &src[17..]);
+    }
+
+    #[test]
+    fn writes_any_range_and_keeps_neighbours() {
+        for off in 0..64 {
+            for len in 0..=(64 - off) {
+                let mut frame = [0x5555_5555_5555_5555u64; 8];
+                let base = frame.as_mut_ptr().cast::<u8>();
+                let src: Vec<u8> = (0..len).map(|i| 0x80 | i as u8).collect();
+                // SAFETY: `frame` is 64 aligned bytes owned by this test; `off + len ≤ 64`.
+                unsafe { copy_in(base, off, &src) };
+                let mut model = [0x55u8; 64];
+                model[off..off + len].copy_from_slice(&src);
+                let mut all = [0u8; 64];
+                // SAFETY: as above.
+                unsafe { copy_out(base, 0, &mut all) };
+                assert_eq!(all, model, "{off}+{len}");
+            }
+        }
     }
 
     #[test]

@@ -32,9 +32,10 @@ use std::hint::black_box;
 use rustydb_memory::buffer_pool::{BufferPool, MemDisk, PageId, Policy};
 use rustydb_memory::{MemoryContext, RustyAlloc};
 
-const PATHS: [&str; 5] = [
+const PATHS: [&str; 6] = [
     "optimistic_u64",
     "optimistic_128",
+    "write_128",
     "pin_unpin",
     "alloc_pair",
     "arena_u64",
@@ -58,6 +59,10 @@ fn main() {
         "optimistic_128" => {
             let (pool, id) = pool_with_page();
             black_box(ir_count_optimistic_128(&pool, id, n));
+        }
+        "write_128" => {
+            let (pool, id) = pool_with_page();
+            black_box(ir_count_write_128(&pool, id, n));
         }
         "pin_unpin" => {
             let (pool, id) = pool_with_page();
@@ -139,6 +144,20 @@ fn ir_count_optimistic_128(pool: &BufferPool, id: PageId, n: usize) -> u64 {
         sum = sum.wrapping_add(u64::from(out[0]) + u64::from(out[127]));
     }
     sum
+}
+
+/// `WriteGuard::write` of 125 bytes at offset 3 (a partial head word, whole
+/// words, a partial tail) on a page that was read optimistically, so the write
+/// goes through atomic word stores; the latch and unpin are counted too.
+#[inline(never)]
+fn ir_count_write_128(pool: &BufferPool, id: PageId, n: usize) -> u64 {
+    let src = [0x5au8; 125];
+    for i in 0..n {
+        let mut g = pool.fetch_write(black_box(id)).expect("resident");
+        assert!(g.write(3, black_box(&src[..125 - (i & 1)])));
+        drop(g);
+    }
+    n as u64
 }
 
 #[inline(never)]
