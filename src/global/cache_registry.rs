@@ -43,6 +43,7 @@ pub(crate) fn register(tc: &ThreadCache) -> bool {
     }
     head.0 = tc;
     drop(head);
+    tc.owner.set(crate::slab::owner::claim());
     tc.state.set(LIVE);
     super::purger::start_if_asked();
     true
@@ -78,7 +79,10 @@ pub(crate) fn thread_exited() {
         // purged; then the periodic depot trim gets a chance to run.
         unregister(tc);
         flush_to_slabs(tc);
+        // Its slabs with free objects become shared (others may adopt them), and
+        // the slot is free for the next thread; frees from now on go to the slabs.
         tc.state.set(DEAD);
+        HEAP.release_owner(tc.owner.replace(0));
     });
     HEAP.maybe_trim();
 }
@@ -118,6 +122,10 @@ pub(crate) fn forget_other_threads() {
         }
     }
     head.0 = kept;
+    drop(head);
+    // Their slab owner slots too: their slabs with free objects become shared.
+    let keep = CACHE.with(|tc| tc.owner.get());
+    HEAP.release_other_owners(keep);
 }
 
 /// Calls `f` on every live cache, with the registry lock held.

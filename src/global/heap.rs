@@ -14,6 +14,7 @@ use super::decay_rounds::{self, Source};
 use crate::slab::depot::Depot;
 use crate::slab::magazine::{MAG_MAX, Magazine};
 use crate::slab::magazine_pool::MagazinePool;
+use crate::slab::owner::{self, Owner};
 use crate::slab::segment::SegmentManager;
 use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
 use crate::slab::slab::Central;
@@ -93,10 +94,27 @@ impl Heap {
     /// One object of `class` straight from the slabs (no thread cache).
     pub(crate) fn alloc_direct(&self, class: usize) -> *mut u8 {
         let mut one = [ptr::null_mut(); 1];
-        if self.central[class].alloc_batch(class, &self.segments, &mut one) == 1 {
+        if self.central[class].alloc_batch(class, &self.segments, &mut one, 0) == 1 {
             one[0]
         } else {
             ptr::null_mut()
+        }
+    }
+
+    /// Releases owner slot `o` of an exiting cache: its slabs with a free
+    /// object become shared in every class (`owner::release`).
+    pub(crate) fn release_owner(&self, o: Owner) {
+        owner::release(o, |o| self.hand_over(o));
+    }
+
+    /// In a `fork` child: releases the owner slots of the parent's other threads.
+    pub(crate) fn release_other_owners(&self, keep: Owner) {
+        owner::release_all_but(keep, |o| self.hand_over(o));
+    }
+
+    fn hand_over(&self, o: Owner) {
+        for c in &self.central {
+            c.hand_over(o);
         }
     }
 

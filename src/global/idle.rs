@@ -29,7 +29,7 @@ pub(crate) fn take_from_idle(epoch: u64) -> usize {
             return;
         }
         for cc in &tc.classes {
-            for slot in [&cc.loaded, &cc.previous] {
+            for slot in [&cc.loaded, &cc.previous, &cc.remote] {
                 // Relaxed: a cheap look first; most slots of a thread are empty.
                 if slot.load(Ordering::Relaxed) == sentinel() {
                     continue;

@@ -87,7 +87,7 @@ pub(crate) fn collect() -> AllocStats {
     super::cache_registry::for_each_cache(|tc| {
         thread_caches += 1;
         for (c, cc) in tc.classes.iter().enumerate() {
-            for slot in [&cc.loaded, &cc.previous] {
+            for slot in [&cc.loaded, &cc.previous, &cc.remote] {
                 // Relaxed: a racy read of another thread's cache; magazines are never
                 // unmapped, so the pointer stays dereferenceable.
                 let m = slot.load(Ordering::Relaxed);

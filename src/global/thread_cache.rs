@@ -25,6 +25,8 @@ use core::ptr;
 use super::heap::{HEAP, magazine_cap};
 use crate::options::Options;
 use crate::slab::magazine::Magazine;
+use crate::slab::owner::Owner;
+use crate::slab::segment::SegmentHeader;
 use crate::slab::size_class::NUM_CLASSES;
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -50,13 +52,16 @@ pub(crate) const REGISTERING: u8 = 3;
 
 /// One class's pair of magazines.
 ///
-/// Invariant: `loaded` and `previous` are the sentinel or magazines of this
-/// class owned by this cache; `previous` is always empty or full (Bonwick).
+/// Invariant: `loaded`, `previous` and `remote` are the sentinel or magazines
+/// of this class owned by this cache; `previous` is always empty or full
+/// (Bonwick); `remote` is never full and holds only objects of other owners'
+/// slabs, which go home to those slabs, never to an allocation of this thread.
 /// Atomic so statistics can read them and the purger can take them from an idle
 /// thread (see the module notes).
 pub(crate) struct ClassCache {
     pub(crate) loaded: AtomicPtr<Magazine>,
     pub(crate) previous: AtomicPtr<Magazine>,
+    pub(crate) remote: AtomicPtr<Magazine>,
     /// Rounds of this class in the cache's `stolen` list (statistics).
     pub(crate) stolen_rounds: AtomicU32,
 }
@@ -65,6 +70,8 @@ pub(crate) struct ClassCache {
 pub(crate) struct ThreadCache {
     pub(crate) classes: [ClassCache; NUM_CLASSES],
     pub(crate) state: Cell<u8>,
+    /// The slab owner slot this cache claimed when it registered (0: none).
+    pub(crate) owner: Cell<Owner>,
     ticks: Cell<u32>,
     /// The purger's epoch at this thread's latest slow path (written by the
     /// owner, read by the purger to tell an idle thread).
@@ -85,10 +92,12 @@ impl ThreadCache {
                 ClassCache {
                     loaded: AtomicPtr::new(ptr::addr_of!(SENTINEL.0).cast_mut()),
                     previous: AtomicPtr::new(ptr::addr_of!(SENTINEL.0).cast_mut()),
+                    remote: AtomicPtr::new(ptr::addr_of!(SENTINEL.0).cast_mut()),
                     stolen_rounds: AtomicU32::new(0),
                 }
             }; NUM_CLASSES],
             state: Cell::new(FRESH),
+            owner: Cell::new(0),
             ticks: Cell::new(0),
             active_epoch: AtomicU64::new(0),
             stolen: AtomicPtr::new(ptr::null_mut()),
@@ -134,13 +143,17 @@ pub(crate) fn alloc_with(class: usize, opts: &Options) -> *mut u8 {
     })
 }
 
-/// Pushes the free object `p` of `class` into the calling thread's cache.
+/// Pushes the free object `p` of `class` into the calling thread's cache if
+/// it is of this thread's slabs; an object of another thread's goes home
+/// (`free_slow`).
 ///
 /// # Safety
-/// `p` is the start of an object of `class` that is no longer used.
+/// `p` is the start of a slab object of `class` that is no longer used.
 #[inline(always)]
 pub(crate) unsafe fn free(class: usize, p: *mut u8) {
     CACHE.with(|tc| {
+        // SAFETY: a slab object lies in a live segment (caller).
+        let home = unsafe { SegmentHeader::owner_of(p) };
         // SAFETY: as in `alloc`.
         let cc = unsafe { tc.classes.get_unchecked(class) };
         // Relaxed: as in `alloc`.
@@ -148,7 +161,7 @@ pub(crate) unsafe fn free(class: usize, p: *mut u8) {
         // SAFETY: as in `alloc`; `n < cap <= MAG_MAX` bounds the write.
         unsafe {
             let n = (*m).len();
-            if n < (*m).cap as usize {
+            if n < (*m).cap as usize && home == tc.owner.get() {
                 *(*m).rounds.get_unchecked_mut(n) = p;
                 (*m).set_len(n + 1);
                 return;
@@ -243,8 +256,12 @@ fn alloc_slow(tc: &ThreadCache, class: usize, opts: &Options) -> *mut u8 {
             return HEAP.alloc_direct(class);
         }
         let cap = (*m).cap as usize;
-        let n =
-            HEAP.central[class].alloc_batch(class, &HEAP.segments, &mut (&mut (*m).rounds)[..cap]);
+        let n = HEAP.central[class].alloc_batch(
+            class,
+            &HEAP.segments,
+            &mut (&mut (*m).rounds)[..cap],
+            tc.owner.get(),
+        );
         if n == 0 {
             put_back(&cc.loaded, m);
             return ptr::null_mut();
@@ -284,11 +301,12 @@ unsafe fn push(m: *mut Magazine, p: *mut u8) {
     }
 }
 
-/// The free path when the loaded magazine is full (or the cache is not live):
-/// swaps magazines, trades a full one with the depot, or frees to the slabs.
+/// The free path when the loaded magazine is full, the object is another
+/// owner's (a remote free), or the cache is not live: swaps magazines, trades
+/// a full one with the depot, or frees to the slabs.
 ///
 /// # Safety
-/// `tc` is the calling thread's cache; `p` is the start of an object of
+/// `tc` is the calling thread's cache; `p` is the start of a slab object of
 /// `class` that is no longer used (and is in no magazine).
 #[cold]
 #[inline(never)]
@@ -296,6 +314,12 @@ unsafe fn free_slow(tc: &ThreadCache, class: usize, p: *mut u8) {
     if !ensure_live(tc) {
         // SAFETY: forwarded from `free`.
         unsafe { HEAP.free_direct(class, p) };
+        return;
+    }
+    // SAFETY: forwarded from `free` (a slab object lies in a live segment).
+    if unsafe { SegmentHeader::owner_of(p) } != tc.owner.get() {
+        // SAFETY: forwarded.
+        unsafe { free_remote(tc, class, p) };
         return;
     }
     let cc = &tc.classes[class];
@@ -342,18 +366,49 @@ unsafe fn free_slow(tc: &ThreadCache, class: usize, p: *mut u8) {
     }
 }
 
+/// A remote free: `p` joins the class's `remote` magazine, which goes home to
+/// the slabs (`free_batch`, one lock per magazine) when it fills, so the
+/// object returns to its owner's slab and this thread never hands it out.
+///
+/// # Safety
+/// As [`free_slow`], after `ensure_live`.
+#[cold]
+#[inline(never)]
+unsafe fn free_remote(tc: &ThreadCache, class: usize, p: *mut u8) {
+    let cc = &tc.classes[class];
+    let mut r = take(&cc.remote);
+    if r == sentinel() {
+        r = HEAP.pool.get(magazine_cap(class));
+        if r.is_null() {
+            // SAFETY: forwarded.
+            unsafe { HEAP.free_direct(class, p) };
+            return;
+        }
+    }
+    // SAFETY: `r` is ours and not full (ClassCache invariant); `p` is a free
+    // object of `class` (caller).
+    unsafe {
+        push(r, p);
+        if (*r).is_full() {
+            HEAP.flush_magazine(class, r);
+        }
+    }
+    put_back(&cc.remote, r);
+}
+
 /// Returns every magazine of the cache to the depot (partial ones are first
-/// emptied into the slabs). The cache stays usable.
+/// emptied into the slabs; the remote magazine always is). The cache stays usable.
 pub(crate) fn flush(tc: &ThreadCache) {
     super::idle::reclaim(tc);
     for (class, cc) in tc.classes.iter().enumerate() {
-        for slot in [&cc.loaded, &cc.previous] {
+        for slot in [&cc.loaded, &cc.previous, &cc.remote] {
             let m = take(slot);
             if m == sentinel() {
                 continue;
             }
-            // SAFETY: `m` is ours; after flushing partial magazines they are empty,
-            // so `put` receives a full or empty magazine.
+            // SAFETY: `m` is ours; after flushing partial magazines (the remote
+            // one is never full) they are empty, so `put` receives a full or
+            // empty magazine.
             unsafe {
                 if !(*m).is_full() {
                     HEAP.flush_magazine(class, m);
@@ -370,7 +425,7 @@ pub(crate) fn flush(tc: &ThreadCache) {
 pub(crate) fn flush_to_slabs(tc: &ThreadCache) {
     super::idle::reclaim(tc);
     for (class, cc) in tc.classes.iter().enumerate() {
-        for slot in [&cc.loaded, &cc.previous] {
+        for slot in [&cc.loaded, &cc.previous, &cc.remote] {
             let m = take(slot);
             if m == sentinel() {
                 continue;

@@ -16,9 +16,10 @@
 
 use core::ptr;
 
+use super::owner::Owner;
 use super::segment_map;
 use super::slab::Slab;
-use crate::sync::{AtomicU64, AtomicUsize, Lock, Ordering};
+use crate::sync::{AtomicU16, AtomicU64, AtomicUsize, Lock, Ordering};
 use crate::sys;
 
 /// Segment size and alignment.
@@ -41,10 +42,13 @@ const _: () = assert!(core::mem::size_of::<SegmentHeader>() <= HEADER_SIZE);
 /// and `muzzy_mask` are disjoint subsets of `free_mask`; `stamps[i]` is when free
 /// unit `i` entered its current stage. The fields `next`, `prev`, `free_mask`,
 /// `dirty_mask`, `muzzy_mask` and `stamps` are guarded by the segment manager's
-/// lock; each `slabs[i]` in use is guarded by its class's lock.
+/// lock; each `slabs[i]` in use and `owners[i]` are guarded by its class's
+/// lock for writing; `owners` is read without it by frees.
 #[repr(C)]
 pub(crate) struct SegmentHeader {
     magic: usize,
+    /// Per unit: the owner of the slab the unit belongs to (0 when shared or free).
+    owners: Owners,
     next: *mut SegmentHeader,
     prev: *mut SegmentHeader,
     /// Bit `i` set: unit `i` is free.
@@ -58,7 +62,41 @@ pub(crate) struct SegmentHeader {
     pub(crate) slabs: [Slab; UNITS],
 }
 
+/// One owner per unit, in a cache line of its own: every free reads it, and
+/// it is written only when a slab is created, adopted, handed over or released.
+#[repr(C, align(64))]
+struct Owners([AtomicU16; UNITS]);
+
 impl SegmentHeader {
+    /// The owner of the slab holding `p` (the free fast path: a mask, a shift and
+    /// one relaxed load). A racing change of owner is harmless: either answer
+    /// sends the object to a magazine of its class.
+    ///
+    /// # Safety
+    /// `p` points into a unit of a live segment that belongs to a slab.
+    #[inline(always)]
+    pub(crate) unsafe fn owner_of(p: *const u8) -> Owner {
+        let seg = Self::of(p);
+        let unit = ((p as usize) & (SEGMENT_SIZE - 1)) / UNIT_SIZE;
+        // SAFETY: `seg` is a live segment (caller), so its header is mapped and
+        // initialised; `unit < UNITS`.
+        unsafe { (*seg).owners.0.get_unchecked(unit) }.load(Ordering::Relaxed)
+    }
+
+    /// Sets the owner of units `first..first + span` of `seg` (one slab).
+    ///
+    /// # Safety
+    /// `seg` is a live segment and the units form one slab whose class lock the
+    /// caller holds.
+    #[inline]
+    pub(crate) unsafe fn set_owner(seg: *mut SegmentHeader, first: usize, span: usize, o: Owner) {
+        for u in first..first + span {
+            // SAFETY: live segment (caller); `u < UNITS` for a slab's units.
+            // Relaxed: readers accept either owner (see `owner_of`).
+            unsafe { (*seg).owners.0[u].store(o, Ordering::Relaxed) };
+        }
+    }
+
     /// The segment containing `p`.
     #[inline(always)]
     pub(crate) fn of(p: *const u8) -> *mut SegmentHeader {

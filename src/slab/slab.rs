@@ -9,6 +9,7 @@
 
 use core::ptr;
 
+use super::owner::{self, MAX_OWNERS, Owner};
 use super::segment::{HEADER_SIZE, SegmentHeader, SegmentManager, UNIT_SIZE, UNITS};
 use super::size_class::{CLASS_SIZE, NUM_CLASSES, NUM_SMALL};
 use crate::sync::{AtomicUsize, Lock, Ordering};
@@ -112,15 +113,19 @@ const fn spans() -> [u8; NUM_CLASSES] {
     t
 }
 
-/// What a class's lock guards: its partial list and counters, and (through the
-/// list and the segment headers) the descriptors of the class's slabs.
+/// What a class's lock guards: its partial lists and counters, and (through the
+/// lists and the segment headers) the descriptors and owners of the class's slabs.
 ///
-/// Invariant: `partial` links exactly the class's slabs that have a free object
-/// (`Slab::on_partial`); `slabs` counts the class's slabs, `empty` those of them
-/// with no live object.
+/// Invariant: the partial lists link exactly the class's slabs that have a free
+/// object (`Slab::on_partial`), each on the list of its owner: `partial` for
+/// shared slabs (owner 0), `own[o]` for the slabs of a live or releasing owner
+/// `o`; `slabs` counts the class's slabs, `empty` those of them with no live
+/// object.
 struct CentralInner {
-    /// Slabs with at least one free object.
+    /// Shared slabs with at least one free object.
     partial: *mut Slab,
+    /// Per owner: its slabs with at least one free object (`own[0]` unused).
+    own: [*mut Slab; MAX_OWNERS],
     slabs: usize,
     empty: usize,
     colour: usize,
@@ -129,6 +134,32 @@ struct CentralInner {
 // SAFETY: the slabs a `CentralInner` links live in process-wide segment
 // mappings; no thread owns them, and the `Lock` orders every access.
 unsafe impl Send for CentralInner {}
+
+impl CentralInner {
+    /// The partial list of owner `o`.
+    #[inline]
+    fn list(&mut self, o: Owner) -> &mut *mut Slab {
+        if o == 0 {
+            &mut self.partial
+        } else {
+            &mut self.own[o as usize]
+        }
+    }
+}
+
+/// Sets the owner of slab `s` (every unit of it).
+///
+/// # Safety
+/// `s` is the first unit of an in-use slab whose class lock the caller holds.
+unsafe fn set_owner(s: *mut Slab, o: Owner) {
+    // SAFETY: see the contract; the descriptor lives in its segment's header.
+    unsafe {
+        let seg = SegmentHeader::of(s as *const u8);
+        let first =
+            (s as usize - ptr::addr_of!((*seg).slabs) as usize) / core::mem::size_of::<Slab>();
+        SegmentHeader::set_owner(seg, first, (*s).span as usize, o);
+    }
+}
 
 /// The per-class store of slabs: hands out and takes back objects in batches.
 pub(crate) struct Central {
@@ -147,6 +178,7 @@ impl Central {
         Self {
             inner: Lock::new(CentralInner {
                 partial: ptr::null_mut(),
+                own: [ptr::null_mut(); MAX_OWNERS],
                 slabs: 0,
                 empty: 0,
                 colour: 0,
@@ -162,13 +194,16 @@ impl Central {
         self.inner.raw()
     }
 
-    /// Fills `out` with up to `out.len()` objects of `class`; returns how many.
-    /// Fewer than asked (possibly 0) only when the OS refuses memory.
+    /// Fills `out` with up to `out.len()` objects of `class` for owner `me`;
+    /// returns how many. Fewer than asked (possibly 0) only when the OS refuses
+    /// memory. The objects come from `me`'s slabs, then from shared slabs `me`
+    /// adopts, then from a new slab of `me`'s: never from another owner's slab.
     pub(crate) fn alloc_batch(
         &self,
         class: usize,
         segs: &SegmentManager,
         out: &mut [*mut u8],
+        me: Owner,
     ) -> usize {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
@@ -177,9 +212,15 @@ impl Central {
         // this class (CentralInner's invariant), whose descriptors it guards.
         unsafe {
             while n < out.len() {
-                let mut s = inner.partial;
+                let mut s = *inner.list(me);
+                if s.is_null() && me != 0 && !inner.partial.is_null() {
+                    s = inner.partial;
+                    unlink(&mut inner.partial, s);
+                    set_owner(s, me);
+                    push(inner.list(me), s);
+                }
                 if s.is_null() {
-                    s = new_slab(inner, class, segs);
+                    s = new_slab(inner, class, segs, me);
                     if s.is_null() {
                         break;
                     }
@@ -204,7 +245,7 @@ impl Central {
                     n += 1;
                 }
                 if (*s).free.is_null() && (*s).bump >= (*s).end {
-                    unlink(&mut inner.partial, s);
+                    unlink(inner.list(me), s);
                 }
             }
         }
@@ -233,13 +274,20 @@ impl Central {
                 *(p as *mut *mut u8) = (*s).free;
                 (*s).free = p;
                 (*s).used -= 1;
+                let mut o = SegmentHeader::owner_of(p);
                 if !(*s).on_partial {
-                    push(&mut inner.partial, s);
+                    if o != 0 && !owner::is_live(o) {
+                        // Its owner exited (or is handing its slabs over, and
+                        // has done this class): the slab becomes shared.
+                        set_owner(s, 0);
+                        o = 0;
+                    }
+                    push(inner.list(o), s);
                 }
                 if (*s).used == 0 {
                     if !(*s).prev.is_null() || !(*s).next.is_null() {
-                        // Another slab has room: give this one back.
-                        unlink(&mut inner.partial, s);
+                        // Another slab of the list has room: give this one back.
+                        unlink(inner.list(o), s);
                         release_slab(inner, segs, s);
                     } else {
                         // Kept to absorb churn (the purger releases it later).
@@ -259,18 +307,40 @@ impl Central {
         let inner = &mut *inner;
         // SAFETY: the lock is held; list entries are live slabs of this class.
         unsafe {
-            let mut s = inner.partial;
-            while !s.is_null() {
-                let next = (*s).next;
-                if (*s).used == 0 {
-                    unlink(&mut inner.partial, s);
-                    release_slab(inner, segs, s);
-                    inner.empty -= 1;
+            for o in 0..MAX_OWNERS as Owner {
+                let mut s = *inner.list(o);
+                while !s.is_null() {
+                    let next = (*s).next;
+                    if (*s).used == 0 {
+                        unlink(inner.list(o), s);
+                        release_slab(inner, segs, s);
+                        inner.empty -= 1;
+                    }
+                    s = next;
                 }
-                s = next;
             }
         }
         self.sync_slabs(inner);
+    }
+
+    /// Makes every slab of owner `o` with a free object shared (its cache
+    /// exited; `owner::release`). Its slabs without one stay marked `o` until a
+    /// free finds them (see `free_batch`) or a new cache claims `o`.
+    pub(crate) fn hand_over(&self, o: Owner) {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        // SAFETY: the lock is held; list entries are live slabs of this class.
+        unsafe {
+            loop {
+                let s = *inner.list(o);
+                if s.is_null() {
+                    break;
+                }
+                unlink(inner.list(o), s);
+                set_owner(s, 0);
+                push(&mut inner.partial, s);
+            }
+        }
     }
 
     /// Whether the class keeps an empty slab (the purger's hint).
@@ -302,16 +372,22 @@ unsafe fn release_slab(inner: &mut CentralInner, segs: &SegmentManager, s: *mut 
             (s as usize - ptr::addr_of!((*seg).slabs) as usize) / core::mem::size_of::<Slab>();
         let span = (*s).span as usize;
         inner.slabs -= 1;
+        SegmentHeader::set_owner(seg, first, span, 0);
         segs.release(seg, first, span);
     }
 }
 
-/// Carves a new slab of `class` from fresh units and puts it on the partial
-/// list; null when the OS refuses memory.
+/// Carves a new slab of `class` for owner `o` from fresh units and puts it on
+/// `o`'s partial list; null when the OS refuses memory.
 ///
 /// # Safety
 /// `inner` is the guarded state of `class` (its lock is held).
-unsafe fn new_slab(inner: &mut CentralInner, class: usize, segs: &SegmentManager) -> *mut Slab {
+unsafe fn new_slab(
+    inner: &mut CentralInner,
+    class: usize,
+    segs: &SegmentManager,
+    o: Owner,
+) -> *mut Slab {
     let span = CLASS_SPAN[class] as usize;
     let Some((seg, first)) = segs.acquire(span) else {
         return ptr::null_mut();
@@ -344,9 +420,10 @@ unsafe fn new_slab(inner: &mut CentralInner, class: usize, segs: &SegmentManager
         (*s).obj_size = size as u32;
         (*s).span = span as u8;
         (*s).class = class as u8;
+        SegmentHeader::set_owner(seg, first, span, o);
         inner.slabs += 1;
         inner.empty += 1;
-        push(&mut inner.partial, s);
+        push(inner.list(o), s);
         s
     }
 }
@@ -406,7 +483,7 @@ mod tests {
         let class = 40; // a mid-size small class
         let size = CLASS_SIZE[class] as usize;
         let mut objs = vec![ptr::null_mut(); 3000];
-        assert_eq!(central.alloc_batch(class, &segs, &mut objs), 3000);
+        assert_eq!(central.alloc_batch(class, &segs, &mut objs, 0), 3000);
         let mut sorted = objs.clone();
         sorted.sort();
         for w in sorted.windows(2) {
@@ -432,5 +509,50 @@ mod tests {
         central.release_empty(&segs);
         assert_eq!(central.slabs.load(Ordering::Relaxed), 0);
         assert_eq!(segs.counters.units_in_use.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn owners_get_their_own_slabs_and_frees_go_home() {
+        let segs = SegmentManager::new();
+        let central = Central::new();
+        let class = 3;
+        let (a, b) = (owner::claim(), owner::claim());
+        assert!(a != 0 && b != 0);
+        let mut xs = vec![ptr::null_mut(); 100];
+        let mut ys = vec![ptr::null_mut(); 100];
+        assert_eq!(central.alloc_batch(class, &segs, &mut xs, a), 100);
+        assert_eq!(central.alloc_batch(class, &segs, &mut ys, b), 100);
+        // SAFETY: objects of live slabs.
+        let owner_of = |p: *mut u8| unsafe { SegmentHeader::owner_of(p) };
+        assert!(xs.iter().all(|&p| owner_of(p) == a));
+        assert!(ys.iter().all(|&p| owner_of(p) == b));
+        // Different slabs: no cache line holds objects of both.
+        let lines = |v: &[*mut u8]| v.iter().map(|&p| p as usize / 64).collect::<Vec<_>>();
+        let (lx, ly) = (lines(&xs), lines(&ys));
+        assert!(lx.iter().all(|l| !ly.contains(l)));
+        // `a`'s objects freed (by anyone) go home: `b` never gets them, `a` does.
+        // SAFETY: live objects of `class`, not used afterwards.
+        unsafe { central.free_batch(&segs, &xs) };
+        let mut more = vec![ptr::null_mut(); 100];
+        assert_eq!(central.alloc_batch(class, &segs, &mut more, b), 100);
+        assert!(more.iter().all(|p| !xs.contains(p)));
+        let mut back = vec![ptr::null_mut(); 100];
+        assert_eq!(central.alloc_batch(class, &segs, &mut back, a), 100);
+        assert!(back.iter().all(|p| xs.contains(p)));
+        // `a` exits: its slabs become shared and `b` may adopt them.
+        owner::release(a, |o| central.hand_over(o));
+        // SAFETY: as above.
+        unsafe { central.free_batch(&segs, &back) };
+        assert!(back.iter().all(|&p| owner_of(p) == 0));
+        let mut adopted = vec![ptr::null_mut(); 100];
+        assert_eq!(central.alloc_batch(class, &segs, &mut adopted, b), 100);
+        assert!(adopted.iter().all(|&p| owner_of(p) == b));
+        for v in [&ys, &more, &adopted] {
+            // SAFETY: as above.
+            unsafe { central.free_batch(&segs, v) };
+        }
+        owner::release(b, |o| central.hand_over(o));
+        central.release_empty(&segs);
+        assert_eq!(central.slabs.load(Ordering::Relaxed), 0);
     }
 }

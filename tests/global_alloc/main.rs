@@ -245,6 +245,7 @@ mod lifecycle;
 #[path = "../common/process.rs"]
 mod process;
 mod purge;
+mod remote;
 mod sizes;
 
 use process::{in_child, run_in_child};
