@@ -89,7 +89,7 @@ impl DepotModel {
         assert!(empty.as_ref().is_none_or(|m| m.is_empty()));
         let raw = empty.map_or(core::ptr::null_mut(), MagazineBox::into_raw);
         // SAFETY: `raw` is null or an owned empty magazine, given up here.
-        let full = unsafe { self.0.exchange_for_full(raw) };
+        let full = unsafe { self.0.exchange_for_full(raw, 0) };
         match MagazineBox::from_raw(full) {
             Some(f) => Ok(f),
             None => Err(MagazineBox::from_raw(raw)),

@@ -10,6 +10,7 @@
 //! | `purge_delay_ms` | `RUSTYDB_MEM_PURGE_DELAY_MS` | dirty decay: free memory untouched this long is given back lazily (`MADV_FREE`; unmapped at once for large blocks if the muzzy delay is 0) | 500 | 0–3 600 000 |
 //! | `muzzy_delay_ms` | `RUSTYDB_MEM_MUZZY_DELAY_MS` | muzzy decay: this long after that, `MADV_DONTNEED` (RSS drops; large blocks are unmapped); `0` skips `MADV_FREE` | 500 | 0–3 600 000 |
 //! | `background` | `RUSTYDB_MEM_BACKGROUND` | `1`: a background thread runs the decay every quarter of the dirty delay while anything is unpurged, and sleeps otherwise | 0 | 0–1 |
+//! | `owned_slabs` | `RUSTYDB_MEM_OWNED_SLABS` | `1`: each thread allocates from slabs of its own, and a free of another thread's object goes home to its slab (no passive false sharing); `0`: any thread reuses any freed object at once | 1 | 0–1 |
 //! | `large_threshold` | `RUSTYDB_MEM_LARGE_THRESHOLD` | requests of this size or more go to the large-object allocator (`k`/`m` suffixes allowed) | 256k | 64k–256k |
 //! | `large_cache` | `RUSTYDB_MEM_LARGE_CACHE` | bytes of freed large blocks kept mapped (0: no cache) | 256m | any |
 //! | `large_huge` | `RUSTYDB_MEM_LARGE_HUGE` | huge pages for large blocks: `0` never, `1` transparent, `2m`, `1g` | 0 | those four |
@@ -59,6 +60,7 @@ const MAX_MAGAZINE: usize = crate::slab::magazine::MAG_MAX;
 /// | [`purge_delay_ms`](Options::purge_delay_ms) | `RUSTYDB_MEM_PURGE_DELAY_MS` | 500 | 0–3 600 000 |
 /// | [`muzzy_delay_ms`](Options::muzzy_delay_ms) | `RUSTYDB_MEM_MUZZY_DELAY_MS` | 500 | 0–3 600 000 |
 /// | [`background`](Options::background) | `RUSTYDB_MEM_BACKGROUND` | false | — |
+/// | [`owned_slabs`](Options::owned_slabs) | `RUSTYDB_MEM_OWNED_SLABS` | true | — |
 /// | [`large_threshold`](Options::large_threshold) | `RUSTYDB_MEM_LARGE_THRESHOLD` | 256 KiB | 64 KiB–256 KiB |
 /// | [`large_cache`](Options::large_cache) | `RUSTYDB_MEM_LARGE_CACHE` | 256 MiB | any (0: no cache) |
 /// | [`large_huge`](Options::large_huge) | `RUSTYDB_MEM_LARGE_HUGE` | `Never` | any policy |
@@ -82,6 +84,7 @@ pub struct Options {
     purge_delay_ms: u64,
     muzzy_delay_ms: u64,
     background: bool,
+    owned_slabs: bool,
     large_threshold: usize,
     large_cache: usize,
     large_huge: HugePagePolicy,
@@ -101,6 +104,7 @@ impl Options {
             purge_delay_ms: DEFAULT_PURGE_DELAY_MS,
             muzzy_delay_ms: DEFAULT_MUZZY_DELAY_MS,
             background: false,
+            owned_slabs: true,
             large_threshold: DEFAULT_LARGE_THRESHOLD,
             large_cache: DEFAULT_LARGE_CACHE,
             large_huge: HugePagePolicy::Never,
@@ -153,6 +157,25 @@ impl Options {
     /// ```
     pub const fn background(mut self, on: bool) -> Self {
         self.background = on;
+        self
+    }
+
+    /// Whether threads own slabs (`RUSTYDB_MEM_OWNED_SLABS`): a thread's refills
+    /// come from slabs of its own, and a free of an object of another thread's
+    /// slab (a *remote* free) goes home to that slab instead of into the freeing
+    /// thread's cache — so two threads never get neighbouring objects from one
+    /// batch (Hoard's passive false sharing: the whole-program suite's
+    /// `cache-scratch` ran 40× slower without it when both threads ran at once).
+    /// It costs producer/consumer programs, whose frees are all remote, 10–30 %
+    /// (BENCHMARKS.md); `false` restores the plain magazine exchange. Threads
+    /// beyond the 127 owner slots allocate as with `false`.
+    ///
+    /// ```
+    /// use rustydb_memory::Options;
+    /// assert_ne!(Options::new().owned_slabs(false), Options::new());
+    /// ```
+    pub const fn owned_slabs(mut self, on: bool) -> Self {
+        self.owned_slabs = on;
         self
     }
 
@@ -287,6 +310,7 @@ static MAGAZINE: AtomicUsize = AtomicUsize::new(DEFAULT_MAGAZINE);
 static PURGE_DELAY_NS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS * 1_000_000);
 static MUZZY_DELAY_NS: AtomicU64 = AtomicU64::new(DEFAULT_MUZZY_DELAY_MS * 1_000_000);
 static BACKGROUND: AtomicU32 = AtomicU32::new(0);
+static OWNED_SLABS: AtomicU32 = AtomicU32::new(1);
 static LARGE_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_THRESHOLD);
 static LARGE_CACHE: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_CACHE);
 static LARGE_HUGE: AtomicU32 = AtomicU32::new(0);
@@ -353,6 +377,7 @@ fn resolve(opts: &Options) {
     let purge_ms = env(c"RUSTYDB_MEM_PURGE_DELAY_MS").map_or(opts.purge_delay_ms, |v| v as u64);
     let muzzy_ms = env(c"RUSTYDB_MEM_MUZZY_DELAY_MS").map_or(opts.muzzy_delay_ms, |v| v as u64);
     let background = env(c"RUSTYDB_MEM_BACKGROUND").map_or(opts.background, |b| b != 0);
+    let owned = env(c"RUSTYDB_MEM_OWNED_SLABS").map_or(opts.owned_slabs, |b| b != 0);
     let threshold = env(c"RUSTYDB_MEM_LARGE_THRESHOLD").unwrap_or(opts.large_threshold);
     let cache = env(c"RUSTYDB_MEM_LARGE_CACHE").unwrap_or(opts.large_cache);
     let huge = env(c"RUSTYDB_MEM_LARGE_HUGE")
@@ -363,6 +388,7 @@ fn resolve(opts: &Options) {
     PURGE_DELAY_NS.store(purge_ms.min(MAX_DELAY_MS) * 1_000_000, Ordering::Relaxed);
     MUZZY_DELAY_NS.store(muzzy_ms.min(MAX_DELAY_MS) * 1_000_000, Ordering::Relaxed);
     BACKGROUND.store(u32::from(background), Ordering::Relaxed);
+    OWNED_SLABS.store(u32::from(owned), Ordering::Relaxed);
     LARGE_THRESHOLD.store(
         threshold.clamp(MIN_LARGE_THRESHOLD, DEFAULT_LARGE_THRESHOLD),
         Ordering::Relaxed,
@@ -402,6 +428,13 @@ pub(crate) fn background_purger() -> bool {
     init();
     // Relaxed: as in `magazine_rounds`.
     BACKGROUND.load(Ordering::Relaxed) != 0
+}
+
+/// Whether thread caches claim slab owner slots (see [`Options::owned_slabs`]).
+pub(crate) fn owned_slabs() -> bool {
+    init();
+    // Relaxed: as in `magazine_rounds`.
+    OWNED_SLABS.load(Ordering::Relaxed) != 0
 }
 
 /// The large-object threshold in bytes.

@@ -43,7 +43,9 @@ pub(crate) fn register(tc: &ThreadCache) -> bool {
     }
     head.0 = tc;
     drop(head);
-    tc.owner.set(crate::slab::owner::claim());
+    if crate::options::owned_slabs() {
+        tc.owner.set(crate::slab::owner::claim());
+    }
     tc.state.set(LIVE);
     super::purger::start_if_asked();
     true

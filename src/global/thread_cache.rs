@@ -240,7 +240,7 @@ fn alloc_slow(tc: &ThreadCache, class: usize, opts: &Options) -> *mut u8 {
         } else {
             loaded
         };
-        let full = HEAP.depots[class].exchange_for_full(give);
+        let full = HEAP.depots[class].exchange_for_full(give, tc.owner.get());
         if !full.is_null() {
             let p = pop(full);
             put_back(&cc.loaded, full);
@@ -346,6 +346,7 @@ unsafe fn free_slow(tc: &ThreadCache, class: usize, p: *mut u8) {
             HEAP.flush_magazine(class, previous);
             (previous, loaded)
         } else {
+            (*previous).owner = tc.owner.get();
             let e = HEAP.depots[class].exchange_for_empty(previous);
             crate::sys::purge_signal::notify();
             (e, loaded)
@@ -413,6 +414,7 @@ pub(crate) fn flush(tc: &ThreadCache) {
                 if !(*m).is_full() {
                     HEAP.flush_magazine(class, m);
                 }
+                (*m).owner = tc.owner.get();
                 HEAP.depots[class].put(m);
             }
         }

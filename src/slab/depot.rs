@@ -11,13 +11,18 @@ use core::ptr;
 use super::magazine::Magazine;
 use crate::sync::{AtomicUsize, Lock, Ordering};
 
+/// Owner tags the depot keeps apart (`Magazine::owner`; slots of `slab::owner`).
+pub(crate) const OWNERS: usize = 128;
+
 /// What the depot's lock guards: the two stacks and their counts.
 ///
-/// Invariant: `full` holds exactly `nfull` magazines, each full; `empty` holds
-/// `nempty` magazines, each empty; both are linked through `Magazine::next`.
+/// Invariant: the `full` stacks hold exactly `nfull` magazines, each full and
+/// on the stack of its owner tag; `empty` holds `nempty` magazines, each empty;
+/// all are linked through `Magazine::next`.
 /// A magazine is in at most one place at a time: one list, or one thread's cache.
 struct DepotInner {
-    full: *mut Magazine,
+    /// Per owner tag: full magazines of objects of that owner's slabs.
+    full: [*mut Magazine; OWNERS],
     empty: *mut Magazine,
     nfull: usize,
     nempty: usize,
@@ -49,7 +54,7 @@ macro_rules! depot_new {
     () => {
         Self {
             inner: Lock::new(DepotInner {
-                full: ptr::null_mut(),
+                full: [ptr::null_mut(); OWNERS],
                 empty: ptr::null_mut(),
                 nfull: 0,
                 nempty: 0,
@@ -93,23 +98,32 @@ impl Depot {
         self.rounds.store(inner.rounds, Ordering::Relaxed);
     }
 
-    /// If a full magazine is available, takes `empty` (unless null) onto the
-    /// empty stack and returns the full one; otherwise returns null and leaves
-    /// `empty` with the caller.
+    /// If a full magazine of `owner` (`Magazine::owner`: whose slabs its objects
+    /// are from) is available, takes `empty` (unless null) onto the empty stack
+    /// and returns the full one; otherwise returns null and leaves `empty` with
+    /// the caller. A thread that took another owner's objects would send each of
+    /// them home at its free (a remote free), so it refills from its own slabs
+    /// instead.
     ///
     /// # Safety
     /// `empty` is null or an empty magazine owned by the caller, referenced nowhere
     /// else; it must not be used after it was taken.
-    pub(crate) unsafe fn exchange_for_full(&self, empty: *mut Magazine) -> *mut Magazine {
-        let mut d = self.inner.lock();
-        let full = d.full;
-        if full.is_null() {
-            return ptr::null_mut();
-        }
+    pub(crate) unsafe fn exchange_for_full(
+        &self,
+        empty: *mut Magazine,
+        owner: u16,
+    ) -> *mut Magazine {
+        let mut guard = self.inner.lock();
+        let d = &mut *guard;
         // SAFETY: list nodes are magazines the depot owns (DepotInner's
         // invariant); `empty` is the caller's to give (contract).
         unsafe {
-            d.full = (*full).next;
+            let stack = &mut d.full[tag(owner)];
+            let full = *stack;
+            if full.is_null() {
+                return ptr::null_mut();
+            }
+            *stack = (*full).next;
             d.nfull -= 1;
             d.min_full = d.min_full.min(d.nfull);
             if !empty.is_null() {
@@ -120,9 +134,9 @@ impl Depot {
             }
             (*full).next = ptr::null_mut();
             let n = (*full).len() as isize;
-            self.publish(&mut d, -n);
+            self.publish(d, -n);
+            full
         }
-        full
     }
 
     /// Takes `full` onto the full stack and returns an empty magazine, or null
@@ -135,8 +149,9 @@ impl Depot {
         let mut d = self.inner.lock();
         // SAFETY: as in `exchange_for_full`.
         unsafe {
-            (*full).next = d.full;
-            d.full = full;
+            let stack = &mut d.full[tag((*full).owner)];
+            (*full).next = *stack;
+            *stack = full;
             d.nfull += 1;
             let n = (*full).len() as isize;
             let empty = d.empty;
@@ -167,8 +182,9 @@ impl Depot {
                 d.nempty += 1;
             } else {
                 debug_assert!((*m).is_full());
-                (*m).next = d.full;
-                d.full = m;
+                let stack = &mut d.full[tag((*m).owner)];
+                (*m).next = *stack;
+                *stack = m;
                 d.nfull += 1;
             }
             self.publish(&mut d, n as isize);
@@ -190,7 +206,7 @@ impl Depot {
         // since the last trim); the detached nodes go to the caller whole.
         let (full, empty) = unsafe {
             (
-                detach(&mut d.full, nf, |m| rounds += (*m).len() as isize),
+                detach_across(&mut d.full, nf, |m| rounds += (*m).len() as isize),
                 detach(&mut d.empty, ne, |_| {}),
             )
         };
@@ -201,6 +217,42 @@ impl Depot {
         self.publish(d, -rounds);
         (full, empty)
     }
+}
+
+/// The stack of owner tag `o`.
+#[inline]
+fn tag(o: u16) -> usize {
+    o as usize % OWNERS
+}
+
+/// Detaches `n` nodes from the stacks `heads` (the first ones of each stack, in
+/// stack order) as one list, calling `f` on each.
+///
+/// # Safety
+/// The stacks hold at least `n` valid nodes together, and the caller may change
+/// them (it holds the depot's lock).
+unsafe fn detach_across(
+    heads: &mut [*mut Magazine],
+    n: usize,
+    mut f: impl FnMut(*mut Magazine),
+) -> *mut Magazine {
+    let mut out = ptr::null_mut();
+    let mut left = n;
+    for head in heads.iter_mut() {
+        while left != 0 && !head.is_null() {
+            // SAFETY: every node of a stack is valid (caller).
+            unsafe {
+                let m = *head;
+                *head = (*m).next;
+                f(m);
+                (*m).next = out;
+                out = m;
+            }
+            left -= 1;
+        }
+    }
+    debug_assert_eq!(left, 0);
+    out
 }
 
 /// Detaches the first `n` nodes of `head`, calling `f` on each.

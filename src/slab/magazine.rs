@@ -29,6 +29,9 @@ pub(crate) struct Magazine {
     pub(crate) cap: u32,
     pub(crate) next: *mut Magazine,
     pub(crate) rounds: [*mut u8; MAG_MAX],
+    /// The slab owner whose objects a full magazine in the depot holds (set by
+    /// the thread that gives it to the depot; read there under its lock).
+    pub(crate) owner: u16,
 }
 
 impl Magazine {
@@ -40,6 +43,7 @@ impl Magazine {
             cap,
             next: ptr::null_mut(),
             rounds: [ptr::null_mut(); MAG_MAX],
+            owner: 0,
         }
     }
 
@@ -51,6 +55,7 @@ impl Magazine {
             cap,
             next: ptr::null_mut(),
             rounds: [ptr::null_mut(); MAG_MAX],
+            owner: 0,
         }
     }
 

@@ -18,7 +18,7 @@ use crate::sync::{AtomicU8, Ordering};
 pub(crate) type Owner = u16;
 
 /// Slots, including the shared owner 0.
-pub(crate) const MAX_OWNERS: usize = 128;
+pub(crate) const MAX_OWNERS: usize = super::depot::OWNERS;
 
 const FREE: u8 = 0;
 const LIVE: u8 = 1;
