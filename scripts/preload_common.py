@@ -121,9 +121,10 @@ def medians(samples):
     return med
 
 
-def report(suite, med, names, allocs, markdown, baseline="mimalloc"):
+def report(suite, med, names, allocs, markdown, baseline="mimalloc", best_of_peers=False):
     """Tables of time and peak RSS (ours ÷ each peer, ÷ best), geomeans ÷ baseline,
-    BENCH lines (stdout). Returns {(metric, allocator): geomean}."""
+    BENCH lines (stdout). "Best" is the lowest of all allocators (ours included), or
+    of the peers only with `best_of_peers`. Returns {(metric, allocator): geomean}."""
     ours = "ours"
     peers = [a for a in allocs if a != ours]
     gm = {}
@@ -140,7 +141,8 @@ def report(suite, med, names, allocs, markdown, baseline="mimalloc"):
             if any(v is None for v in vals.values()):
                 print(f"{n:<18} (missing figures)")
                 continue
-            best = min(v for a, v in vals.items() if a != "ours-ie")
+            best = min(v for a, v in vals.items()
+                       if a != "ours-ie" and not (best_of_peers and a == ours))
             rs = {p: vals[ours] / vals[p] if vals[p] else float("nan") for p in peers}
             rbest = vals[ours] / best if best else float("nan")
             print(f"{n:<18}" + "".join(f"{scale(vals[a]):>10.3f}" for a in allocs) +
