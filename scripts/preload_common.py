@@ -154,7 +154,7 @@ def report(suite, med, names, allocs, markdown, baseline="mimalloc", best_of_pee
                       f"{p}={scale(vals[p]):.4g}{unit} ratio={rs[p]:.3f}")
         base = baseline if baseline in allocs else peers[0]
         for a in allocs:
-            gm[(key, a)] = geomean([r[1][a] / r[1][base] for r in rows])
+            gm[(key, a)] = geomean([r[1][a] / r[1][base] for r in rows if r[1][base]])
         print(f"geomean ÷ {base}: " + "  ".join(f"{a} {gm[(key, a)]:.3f}" for a in allocs))
         if rows:
             worst = max(rows, key=lambda r: r[3])
