@@ -156,8 +156,8 @@ def report(suite, med, names, allocs, markdown, baseline="mimalloc", best_of_pee
         for a in allocs:
             gm[(key, a)] = geomean([r[1][a] / r[1][base] for r in rows if r[1][base]])
         print(f"geomean ÷ {base}: " + "  ".join(f"{a} {gm[(key, a)]:.3f}" for a in allocs))
-        if rows:
-            worst = max(rows, key=lambda r: r[3])
+        if any(r[3] == r[3] for r in rows):  # NaN (a zero best) is left out
+            worst = max((r for r in rows if r[3] == r[3]), key=lambda r: r[3])
             print(f"worst ours ÷ best: {worst[0]} {worst[3]:.3f}")
         for p in peers:
             print(f"BENCH {suite}/geomean/{key} ours={gm[(key, ours)]:.3f}x "

@@ -307,9 +307,12 @@ def build(work, prog, jaq_checkout):
 def versions():
     out = {p: s["version"] for p, s in PROGRAMS.items()}
     out.update({"mimalloc (crate)": MIMALLOC, "tikv-jemallocator": JEMALLOC,
-                "rustydb-memory": subprocess.run(
-                    ["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"],
-                    capture_output=True, text=True).stdout.strip() + " (path dependency)",
+                "rustydb-memory": "src/ at " + subprocess.run(
+                    ["git", "-C", ROOT, "log", "-1", "--format=%h", "--", "src", "Cargo.toml"],
+                    capture_output=True, text=True).stdout.strip() + " (path dependency; "
+                    + ("uncommitted changes" if subprocess.run(
+                        ["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--", "src"]).returncode
+                       else "clean") + ")",
                 "rustc": subprocess.run(["rustc", "--version"], capture_output=True,
                                         text=True).stdout.strip()})
     return out
