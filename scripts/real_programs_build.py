@@ -301,6 +301,8 @@ def build(work, prog, jaq_checkout):
     for p in (manifest, main_rs, lock):
         if os.path.exists(p + ".pristine"):
             shutil.copy(p + ".pristine", p)
+    with open(os.path.join(bindir, f"{prog}.built"), "w") as f:
+        f.write(versions()["rustydb-memory"] + "\n")
     return notes
 
 
