@@ -121,9 +121,10 @@ def medians(samples):
     return med
 
 
-def report(suite, med, names, allocs, markdown, baseline="mimalloc"):
+def report(suite, med, names, allocs, markdown, baseline="mimalloc", best_of_peers=False):
     """Tables of time and peak RSS (ours ÷ each peer, ÷ best), geomeans ÷ baseline,
-    BENCH lines (stdout). Returns {(metric, allocator): geomean}."""
+    BENCH lines (stdout). "Best" is the lowest of all allocators (ours included), or
+    of the peers only with `best_of_peers`. Returns {(metric, allocator): geomean}."""
     ours = "ours"
     peers = [a for a in allocs if a != ours]
     gm = {}
@@ -140,7 +141,8 @@ def report(suite, med, names, allocs, markdown, baseline="mimalloc"):
             if any(v is None for v in vals.values()):
                 print(f"{n:<18} (missing figures)")
                 continue
-            best = min(v for a, v in vals.items() if a != "ours-ie")
+            best = min(v for a, v in vals.items()
+                       if a != "ours-ie" and not (best_of_peers and a == ours))
             rs = {p: vals[ours] / vals[p] if vals[p] else float("nan") for p in peers}
             rbest = vals[ours] / best if best else float("nan")
             print(f"{n:<18}" + "".join(f"{scale(vals[a]):>10.3f}" for a in allocs) +
@@ -152,10 +154,10 @@ def report(suite, med, names, allocs, markdown, baseline="mimalloc"):
                       f"{p}={scale(vals[p]):.4g}{unit} ratio={rs[p]:.3f}")
         base = baseline if baseline in allocs else peers[0]
         for a in allocs:
-            gm[(key, a)] = geomean([r[1][a] / r[1][base] for r in rows])
+            gm[(key, a)] = geomean([r[1][a] / r[1][base] for r in rows if r[1][base]])
         print(f"geomean ÷ {base}: " + "  ".join(f"{a} {gm[(key, a)]:.3f}" for a in allocs))
-        if rows:
-            worst = max(rows, key=lambda r: r[3])
+        if any(r[3] == r[3] for r in rows):  # NaN (a zero best) is left out
+            worst = max((r for r in rows if r[3] == r[3]), key=lambda r: r[3])
             print(f"worst ours ÷ best: {worst[0]} {worst[3]:.3f}")
         for p in peers:
             print(f"BENCH {suite}/geomean/{key} ours={gm[(key, ours)]:.3f}x "
