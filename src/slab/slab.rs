@@ -147,6 +147,17 @@ impl CentralInner {
     }
 }
 
+/// The segment of slab descriptor `s` and the index of its first unit.
+///
+/// # Safety
+/// `s` is the descriptor of the first unit of a slab in a live segment.
+unsafe fn units_of(s: *mut Slab) -> (*mut SegmentHeader, usize) {
+    let seg = SegmentHeader::of(s as *const u8);
+    // SAFETY: the descriptor lives in its segment's header (contract).
+    let slabs = unsafe { ptr::addr_of!((*seg).slabs) } as usize;
+    (seg, (s as usize - slabs) / core::mem::size_of::<Slab>())
+}
+
 /// Sets the owner of slab `s` (every unit of it).
 ///
 /// # Safety
@@ -154,9 +165,7 @@ impl CentralInner {
 unsafe fn set_owner(s: *mut Slab, o: Owner) {
     // SAFETY: see the contract; the descriptor lives in its segment's header.
     unsafe {
-        let seg = SegmentHeader::of(s as *const u8);
-        let first =
-            (s as usize - ptr::addr_of!((*seg).slabs) as usize) / core::mem::size_of::<Slab>();
+        let (seg, first) = units_of(s);
         SegmentHeader::set_owner(seg, first, (*s).span as usize, o);
     }
 }
@@ -367,9 +376,7 @@ unsafe fn release_slab(inner: &mut CentralInner, segs: &SegmentManager, s: *mut 
     // SAFETY: see the contract; the descriptor lives in its segment's header, and
     // nothing lives in the slab's units any more.
     unsafe {
-        let seg = SegmentHeader::of(s as *const u8);
-        let first =
-            (s as usize - ptr::addr_of!((*seg).slabs) as usize) / core::mem::size_of::<Slab>();
+        let (seg, first) = units_of(s);
         let span = (*s).span as usize;
         inner.slabs -= 1;
         SegmentHeader::set_owner(seg, first, span, 0);
